@@ -1,0 +1,174 @@
+"""XLSForm sources kept as markdown tables (pyxform's own text format), one file per form.
+
+A source is reviewable as a text diff: one XLSForm row per line. This module reads it into sheets
+of rows while remembering each row's line in the file, so that every error (pyxform's, the
+linter's) can point at the line a person must fix, and writes the `.xlsx` a data manager uploads.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amina.errors import FormBuildError
+
+SOURCES_DIR = Path(__file__).parent / "sources"
+
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_SEPARATOR = re.compile(r"^[\s|:-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class SheetRow:
+    """One XLSForm row: its cells by column header, the line it came from and its sheet row number."""
+
+    cells: dict[str, str]
+    line: int
+    row: int  # row number as in the spreadsheet: the header is row 1, the first data row is row 2
+
+
+@dataclass(slots=True)
+class Sheet:
+    name: str
+    header: list[str]
+    rows: list[SheetRow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class XLSFormSource:
+    """The sheets of one XLSForm (survey, choices, settings, ...) and where they came from."""
+
+    path: Path | None
+    sheets: dict[str, Sheet]
+
+    def rows(self, sheet: str) -> list[dict[str, str]]:
+        found = self.sheets.get(sheet)
+        return [r.cells for r in found.rows] if found else []
+
+    def where(self, sheet: str, row: int) -> str:
+        """'forms/sources/x.md line 12 (survey row 5)' for a spreadsheet row number."""
+        name = self.path.name if self.path else "<form>"
+        found = self.sheets.get(sheet)
+        if found:
+            for r in found.rows:
+                if r.row == row:
+                    return f"{name} line {r.line} ({sheet} row {row})"
+        return f"{name} ({sheet} row {row})"
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem if self.path else "form"
+
+
+def _cells(line: str) -> list[str]:
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return [c.strip().replace("\\|", "|") for c in _CELL_SPLIT.split(inner)]
+
+
+def read_markdown(text: str, path: Path | None = None) -> XLSFormSource:
+    """Parse pyxform's markdown layout: a line `| sheet |` opens a sheet, its next row is the header."""
+    sheets: dict[str, Sheet] = {}
+    current: Sheet | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped.startswith("|") or stripped.startswith("#"):
+            continue
+        if _SEPARATOR.match(stripped):
+            continue
+        cells = _cells(stripped)
+        first, rest = cells[0], cells[1:]
+        if first:
+            if first in sheets:
+                raise FormBuildError(f"{_name(path)} line {number}: sheet '{first}' appears twice")
+            current = sheets[first] = Sheet(name=first, header=[])
+            continue
+        if current is None:
+            raise FormBuildError(f"{_name(path)} line {number}: a row before any sheet name (| survey |)")
+        if not current.header:
+            current.header = rest
+            continue
+        if not any(rest):
+            continue
+        if len(rest) > len(current.header):
+            extra = [c for c in rest[len(current.header):] if c]
+            if extra:
+                raise FormBuildError(
+                    f"{_name(path)} line {number}: {len(rest)} cells but the {current.name} header has "
+                    f"{len(current.header)} columns"
+                )
+        row_cells = {h: v for h, v in zip(current.header, rest, strict=False) if h and v}
+        current.rows.append(SheetRow(cells=row_cells, line=number, row=len(current.rows) + 2))
+    if "survey" not in sheets:
+        raise FormBuildError(f"{_name(path)}: no '| survey |' sheet found")
+    return XLSFormSource(path=path, sheets=sheets)
+
+
+def read_source(path: str | Path) -> XLSFormSource:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FormBuildError(f"cannot read form source {p}: {exc.strerror}") from exc
+    return read_markdown(text, p)
+
+
+def to_xlsx(source: XLSFormSource) -> bytes:
+    """The workbook a data manager uploads to KoBo: one worksheet per sheet, no blank rows."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for sheet in source.sheets.values():
+        ws = wb.create_sheet(title=sheet.name[:31])
+        ws.append(sheet.header)
+        for r in sheet.rows:
+            ws.append([r.cells.get(h) for h in sheet.header])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def read_xlsx(data: bytes, name: str = "form.xlsx") -> XLSFormSource:
+    """Read an uploaded .xlsx into the same sheets (used by the fake server's imports)."""
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a bad file
+        raise FormBuildError(f"{name}: not a readable .xlsx workbook ({exc.__class__.__name__})") from exc
+    sheets: dict[str, Sheet] = {}
+    for ws in wb.worksheets:
+        rows = list(ws.iter_rows(values_only=True))
+        if not rows:
+            continue
+        header = [str(h).strip() if h is not None else "" for h in rows[0]]
+        sheet = Sheet(name=ws.title.strip().lower(), header=header)
+        for index, values in enumerate(rows[1:], start=2):
+            cells = {h: _xlsx_str(v) for h, v in zip(header, values, strict=False) if h and _xlsx_str(v)}
+            if cells:
+                sheet.rows.append(SheetRow(cells=cells, line=index, row=index))
+        sheets[sheet.name] = sheet
+    if "survey" not in sheets:
+        raise FormBuildError(f"{name}: the workbook has no 'survey' sheet")
+    return XLSFormSource(path=Path(name), sheets=sheets)
+
+
+def _xlsx_str(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _name(path: Path | None) -> str:
+    return path.name if path else "<form>"
+
+
+def source_paths() -> list[Path]:
+    """Every form source shipped in forms/sources/, in a stable order."""
+    return sorted(SOURCES_DIR.glob("*.md"))
