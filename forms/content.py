@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from typing import Any
 
 from amina.errors import FormBuildError
@@ -171,5 +172,6 @@ def language_code(translation: str | None) -> str:
     found = LANG_CODE.search(translation)
     if found:
         return found.group(1).lower()
-    slug = re.sub(r"[^a-z0-9]+", "_", translation.lower()).strip("_")
+    ascii_name = unicodedata.normalize("NFKD", translation).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
     return slug or "default"

@@ -1,0 +1,142 @@
+"""`amina demo` and `amina fake-server`: the whole system offline, on the fake KoBo server.
+
+The demo goes through the same doors a real deployment does: the forms are built from source,
+uploaded through KoBo's imports API and deployed; submissions come out of the data API over real
+HTTP on 127.0.0.1; the sync writes a SQLite warehouse. Only the submissions themselves are put into
+the fake server directly (on a real server they arrive from tablets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import Progress
+from sync.fake.generator import generate
+from sync.fake.server import FakeKobo
+
+from amina.errors import ConfigError
+from forms.build import compile_xform
+from forms.content import to_content
+from forms.schema import FormSchema
+from forms.source import read_source, source_paths, to_xlsx
+from sync.client import KoboClient
+from sync.publish import publish_xlsform
+
+# Share of the generated submissions per form; attendance submissions are whole training sessions.
+DEMO_SHARE = {"vot_screening": 0.8, "training_attendance": 0.2}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoForm:
+    name: str
+    asset_uid: str
+    schema: FormSchema
+    submissions: int
+
+
+def publish_and_fill(server: FakeKobo, total: int, seed: int, *, validate: bool = False) -> list[DemoForm]:
+    """Build every shipped form, publish it to `server` through the API and generate submissions."""
+    client = KoboClient(server.base_url, server.token, token_source="the demo token")
+    forms: list[DemoForm] = []
+    paths = source_paths()
+    for index, path in enumerate(paths):
+        source = read_source(path)
+        xlsx = to_xlsx(source)
+        compile_xform(source, xlsx, validate=validate)  # a form pyxform rejects never reaches KoBo
+        published = publish_xlsform(client, xlsx, f"{path.stem}.xlsx")
+        schema = FormSchema.from_content(to_content(source))
+        share = DEMO_SHARE.get(path.stem, 1 / len(paths))
+        n = max(1, round(total * share)) if total else 0
+        items = generate(schema, n, seed=seed + index) if n else iter(())
+        server.store.add_submissions(published.asset_uid, items)
+        forms.append(DemoForm(path.stem, published.asset_uid, schema, n))
+    client.close()
+    return forms
+
+
+def _reset_demo_db(db: Path) -> None:
+    """Remove a previous demo warehouse; refuse to touch a file that holds anything else."""
+    if not db.exists():
+        return
+    try:
+        engine = sa.create_engine(f"sqlite:///{db}")
+        with engine.connect() as conn:
+            servers = set(conn.execute(sa.text('SELECT server_url FROM "forms"')).scalars())
+        engine.dispose()
+    except sa.exc.SQLAlchemyError:
+        servers = {"?"}
+    if any(not s.startswith("http://127.0.0.1:") for s in servers):
+        raise ConfigError(f"{db} exists and holds data from a real server; the demo will not overwrite it "
+                          "(pass --db another.db)")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{db}{suffix}").unlink()
+
+
+def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
+             progress: Callable[[], Progress]) -> None:
+    from amina.cli import print_counts, print_reports
+    from warehouse.store import Warehouse
+
+    _reset_demo_db(db)
+    t0 = time.monotonic()
+    with FakeKobo(seed=seed) as server:
+        console.print(f"fake KoBo server on {server.base_url}")
+        forms = publish_and_fill(server, submissions, seed)
+        for f in forms:
+            console.print(f"  published [bold]{f.name}[/] as asset {f.asset_uid} with {f.submissions:,} submissions")
+        t_ready = time.monotonic()
+        client = KoboClient(server.base_url, server.token, token_source="the demo token")
+        warehouse = Warehouse(str(db))
+        console.print(f"\n[bold]first sync[/] into {db} (everything is new)")
+        reports = _sync_all(client, warehouse, forms, progress)
+        t_first = time.monotonic()
+        print_reports(reports)
+        print_counts(warehouse.row_counts())
+        console.print("\n[bold]second sync[/] (incremental: asks only for what is new since the watermark)")
+        again = _sync_all(client, warehouse, forms, progress)
+        print_reports(again)
+        new = sum(r.inserted + r.updated for r in again)
+        console.print(f"second sync stored {new} new or changed submissions")
+        warehouse.dispose()
+        client.close()
+    console.print(
+        f"\nset-up {t_ready - t0:.1f} s, first sync {t_first - t_ready:.1f} s "
+        f"({sum(r.fetched for r in reports) / max(t_first - t_ready, 1e-9):,.0f} submissions/s), "
+        f"total {time.monotonic() - t0:.1f} s. Query it: sqlite3 {db} 'SELECT * FROM vot_screening LIMIT 5'")
+
+
+def _sync_all(client: KoboClient, warehouse, forms: list[DemoForm], progress):  # type: ignore[no-untyped-def]
+    from sync.engine import sync_asset
+
+    reports = []
+    with progress() as bar:
+        for f in forms:
+            task = bar.add_task(f"sync {f.name}", total=None)
+            reports.append(sync_asset(client, warehouse, f.asset_uid,
+                                      progress=lambda d, t, task=task: bar.update(task, completed=d, total=t)))
+            bar.remove_task(task)
+    return reports
+
+
+def serve_fake(*, port: int, submissions: int, seed: int, console: Console) -> None:
+    with FakeKobo(port=port, seed=seed) as server:
+        forms = publish_and_fill(server, submissions, seed)
+        console.print(f"fake KoBo server on [bold]{server.base_url}[/]  (Ctrl-C to stop)")
+        console.print(f"token: {server.token}   (fake; export KOBO_TOKEN={server.token})")
+        for f in forms:
+            console.print(f"  {f.name}: asset {f.asset_uid}, {f.submissions:,} submissions")
+        console.print(f"try: amina sync --server {server.base_url} --all --db rehearsal.db")
+        started = dt.datetime.now()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print(f"stopped after {dt.datetime.now() - started}")

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forms.content import to_content
+from forms.schema import FormSchema
+from forms.source import read_source
+
+HERE = Path(__file__).parent
+SHARED = HERE.resolve().parents[1] / "shared"
+
+
+@pytest.fixture(scope="session")
+def household_content() -> dict:
+    """KoBo content JSON of tests/forms/household.md: a group, nested repeats, select_multiples."""
+    return to_content(read_source(HERE / "forms" / "household.md"))
+
+
+@pytest.fixture(scope="session")
+def household_schema(household_content) -> FormSchema:
+    return FormSchema.from_content(household_content)
+
+
+def household_submission(_id: int, **overrides) -> dict:
+    """A submission of the household form exactly as KoBo's data API returns it."""
+    sub = {
+        "formhub/uuid": "5f2a4d0e8c3b4e1f9a7d6c5b4a392817",
+        "start": "2026-03-10T09:12:45.123+03:00",
+        "end": "2026-03-10T09:20:03.456+03:00",
+        "household/hh_head_name": "أمينة يوسف",
+        "household/hh_size": "2",
+        "household/income": "350.5",
+        "household/location": "36.19 44.01 410.0 5.0",
+        "household/visit_date": "2026-03-10",
+        "household/members": [
+            {"household/members/member_name": "Amina", "household/members/member_age": "34",
+             "household/members/member_needs": "food water",
+             "household/members/visits": [
+                 {"household/members/visits/visit_at": "2026-03-01T10:00:00.000+03:00",
+                  "household/members/visits/vaccinated": "yes"},
+                 {"household/members/visits/visit_at": "2026-03-05T11:00:00.000+03:00"},
+             ]},
+            {"household/members/member_name": "Omar", "household/members/member_age": "6"},
+        ],
+        "crops": "food shelter",
+        "photo": "1741597203456.jpg",
+        "__version__": "vQm3uVz9kR2LtbX8pJc4Wn",
+        "meta/instanceID": f"uuid:00000000-0000-4000-8000-{_id:012d}",
+        "_xform_id_string": "aX7Yk3mQ9pLrT2vB8cN4dW",
+        "_uuid": f"00000000-0000-4000-8000-{_id:012d}",
+        "meta/rootUuid": f"uuid:00000000-0000-4000-8000-{_id:012d}",
+        "_id": _id,
+        "_attachments": [{"uid": f"att{_id:021d}", "filename": "x/1741597203456.jpg", "mimetype": "image/jpeg",
+                          "question_xpath": "photo", "download_url": "http://x/att"}],
+        "_status": "submitted_via_web",
+        "_geolocation": [36.19, 44.01],
+        "_submission_time": "2026-03-10T06:20:11",
+        "_validation_status": {},
+        "_submitted_by": "enumerator1",
+    }
+    sub.update(overrides)
+    return sub

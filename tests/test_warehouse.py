@@ -1,0 +1,148 @@
+"""The warehouse, fed directly (no HTTP): tables from the schema, flattening, upserts, bad values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import household_submission
+from warehouse import bookkeeping as bk
+from warehouse.store import Warehouse, Watermark
+
+
+@pytest.fixture()
+def warehouse(tmp_path):
+    wh = Warehouse(str(tmp_path / "w.db"))
+    yield wh
+    wh.dispose()
+
+
+@pytest.fixture()
+def form(warehouse, household_schema, household_content):
+    return warehouse.register_form(asset_uid="aHouse", server_url="http://kobo.test", name="Household survey",
+                                   schema=household_schema, version_uid="v1", content=household_content)
+
+
+def rows(warehouse, table, order="1"):
+    with warehouse.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.text(f'SELECT * FROM "{table}" ORDER BY {order}'))]
+
+
+def test_one_submission_fills_every_table(warehouse, form):
+    result = warehouse.load_page(form, [household_submission(7)], Watermark("2026-03-10T06:20:11", 7))
+    assert (result.inserted, result.updated, result.bad_values) == (1, 0, 0)
+    [root] = rows(warehouse, "household")
+    assert root["_id"] == 7 and root["hh_size"] == 2 and root["income"] == 350.5
+    assert root["hh_head_name"] == "أمينة يوسف"
+    assert (root["location_latitude"], root["location_longitude"], root["location_precision"]) == (36.19, 44.01, 5.0)
+    assert str(root["visit_date"]) == "2026-03-10"
+    assert str(root["start"]) == "2026-03-10 06:12:45.123000"  # UTC
+    assert root["_root_uuid"] == "00000000-0000-4000-8000-000000000007"
+    members = rows(warehouse, "household__members", "_row_id")
+    assert [(m["_row_id"], m["_position"], m["member_name"], m["member_age"]) for m in members] == [
+        ("1", 1, "Amina", 34), ("2", 2, "Omar", 6)]
+    visits = rows(warehouse, "household__visits", "_row_id")
+    assert [(v["_row_id"], v["_parent_row_id"], v["vaccinated"]) for v in visits] == [
+        ("1.1", "1", "yes"), ("1.2", "1", None)]
+    needs = rows(warehouse, "household__member_needs", "_position")
+    assert [(n["_parent_row_id"], n["code"]) for n in needs] == [("1", "food"), ("1", "water")]
+    crops = rows(warehouse, "household__crops", "_position")
+    assert [(c["_parent_row_id"], c["code"]) for c in crops] == [(None, "food"), (None, "shelter")]
+    assert rows(warehouse, "attachments")[0]["question_xpath"] == "photo"
+    assert warehouse.watermark("aHouse") == Watermark("2026-03-10T06:20:11", 7)
+
+
+def test_reloading_is_idempotent_and_an_edit_replaces_child_rows(warehouse, form):
+    warehouse.load_page(form, [household_submission(1), household_submission(2)], None)
+    again = warehouse.load_page(form, [household_submission(1), household_submission(2)], None)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    edited = household_submission(1, _uuid="new-uuid")
+    edited["household/members"] = edited["household/members"][:1]
+    result = warehouse.load_page(form, [edited], None)
+    assert (result.inserted, result.updated) == (0, 1)
+    assert len(rows(warehouse, "household")) == 2
+    assert [m["_submission_id"] for m in rows(warehouse, "household__members", "_submission_id")] == [1, 2, 2]
+    assert rows(warehouse, "submissions_raw", "submission_id")[0]["uuid"] == "new-uuid"
+
+
+def test_bad_values_are_kept_raw_and_counted(warehouse, form):
+    bad = household_submission(3)
+    bad["household/hh_size"] = "three"
+    bad["household/visit_date"] = "10/03/2026"
+    bad["household/location"] = "north of the river"
+    bad["not_in_form"] = "x"
+    bad["household/members"] = "oops"
+    result = warehouse.load_page(form, [bad], None)
+    assert result.inserted == 1 and result.bad_values == 5
+    [root] = rows(warehouse, "household")
+    assert root["hh_size"] is None and root["visit_date"] is None and root["location_latitude"] is None
+    assert "hh_size" in root["_issues"] and "not_in_form" in root["_issues"]
+    [raw] = rows(warehouse, "submissions_raw")
+    assert '"three"' in raw["json"] and "north of the river" in raw["json"]
+
+
+def test_missing_group_and_empty_answers_are_null(warehouse, form):
+    sub = {k: v for k, v in household_submission(4).items() if not k.startswith("household/")}
+    result = warehouse.load_page(form, [sub], None)
+    assert result.bad_values == 0
+    [root] = rows(warehouse, "household")
+    assert root["hh_size"] is None and root["hh_head_name"] is None
+    assert rows(warehouse, "household__members") == []
+
+
+def test_validation_status_is_stored(warehouse, form):
+    sub = household_submission(5, _validation_status={"timestamp": 1741700000, "uid": "validation_status_approved",
+                                                       "by_whom": "supervisor1", "label": "Approved"})
+    warehouse.load_page(form, [sub], None)
+    [root] = rows(warehouse, "household")
+    assert root["_validation_status"] == "validation_status_approved" and root["_validation_by"] == "supervisor1"
+    assert root["_validation_at"] is not None
+
+
+def test_dictionary_tables(warehouse, form):
+    fields = {(r["path"], r["part"]): r for r in rows(warehouse, "fields")}
+    assert fields[("household/hh_size", "")]["column_name"] == "hh_size"
+    assert fields[("household/hh_size", "")]["table_name"] == "household"
+    assert fields[("household/location", "latitude")]["column_name"] == "location_latitude"
+    assert fields[("crops", "")]["bridge_table"] == "household__crops"
+    assert fields[("household/hh_head_name", "")]["sensitive"] in (1, True)
+    labels = {(r["path"], r["lang"]): r["label"] for r in rows(warehouse, "field_labels")}
+    assert labels[("household/members", "ar")] == "الأفراد"
+    choices = {(r["list_name"], r["code"], r["lang"]): r["label"] for r in rows(warehouse, "choices")}
+    assert choices[("needs", "water", "ar")] == "ماء"
+    [f] = rows(warehouse, "forms")
+    assert f["table_name"] == "household" and f["languages"] == "en ar"
+
+
+def test_registering_twice_keeps_data_and_adds_new_columns(warehouse, form, household_content):
+    from forms.schema import FormSchema
+
+    warehouse.load_page(form, [household_submission(1)], None)
+    content = dict(household_content)
+    content["survey"] = [*household_content["survey"],
+                         {"type": "integer", "name": "extra", "$autoname": "extra", "$xpath": "extra",
+                          "label": ["Extra", "إضافي"]}]
+    form2 = warehouse.register_form(asset_uid="aHouse", server_url="http://kobo.test", name="Household survey",
+                                    schema=FormSchema.from_content(content), version_uid="v2", content=content)
+    warehouse.load_page(form2, [household_submission(2, extra="9")], None)
+    got = {r["_id"]: r for r in rows(warehouse, "household")}
+    assert got[1]["hh_size"] == 2 and got[1]["extra"] is None and got[2]["extra"] == 9
+    assert {r["version_uid"] for r in rows(warehouse, "form_versions")} == {"v1", "v2"}
+
+
+def test_two_assets_with_the_same_form_id_get_distinct_tables(warehouse, form, household_schema,
+                                                                  household_content):
+    other = warehouse.register_form(asset_uid="aOther", server_url="http://kobo.test", name="Household 2",
+                                    schema=household_schema, version_uid="v1", content=household_content)
+    assert other.tables.base != "household" and other.tables.base.startswith("household_")
+
+
+def test_runs_are_recorded(warehouse):
+    run = warehouse.start_run("aHouse", "http://kobo.test")
+    warehouse.finish_run(run, status="failed", error="KoBo answered 401", fetched=0)
+    [r] = rows(warehouse, "sync_runs")
+    assert r["status"] == "failed" and r["error"] == "KoBo answered 401" and r["seconds"] >= 0
+    assert isinstance(r["started_at"], str | dt.datetime)
+    assert bk.sync_runs.name == "sync_runs"

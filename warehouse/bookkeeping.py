@@ -1,0 +1,128 @@
+"""The warehouse's fixed tables: the forms, their dictionary, raw submissions and sync bookkeeping."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+forms = sa.Table(
+    "forms", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("server_url", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False, comment="the asset's name on KoBo"),
+    sa.Column("form_id", sa.Text, comment="XLSForm settings form_id"),
+    sa.Column("table_name", sa.Text, nullable=False, unique=True, comment="the form's submission table"),
+    sa.Column("version_id", sa.Text, comment="the deployed form version the tables were built from"),
+    sa.Column("languages", sa.Text, comment="language codes, space separated, default first"),
+    sa.Column("first_synced_at", sa.DateTime),
+    sa.Column("last_synced_at", sa.DateTime),
+    quote=True,
+)
+
+form_versions = sa.Table(
+    "form_versions", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("version_uid", sa.Text, primary_key=True),
+    sa.Column("content", sa.Text, nullable=False, comment="KoBo content JSON of that version, verbatim"),
+    sa.Column("first_seen_at", sa.DateTime, nullable=False),
+    quote=True,
+)
+
+fields = sa.Table(
+    "fields", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True, comment="the question's KoBo key, group/sub/question"),
+    sa.Column("part", sa.Text, primary_key=True, comment="'' or, for a geopoint, latitude/longitude/..."),
+    sa.Column("table_name", sa.Text, nullable=False),
+    sa.Column("column_name", sa.Text, nullable=False),
+    sa.Column("bridge_table", sa.Text, comment="the table of chosen codes, for a select_multiple"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("xlsform_type", sa.Text, nullable=False),
+    sa.Column("sql_type", sa.Text, nullable=False),
+    sa.Column("choice_list", sa.Text),
+    sa.Column("repeat_path", sa.Text),
+    sa.Column("required", sa.Text),
+    sa.Column("relevant", sa.Text),
+    sa.Column("constraint", sa.Text),
+    sa.Column("calculation", sa.Text),
+    sa.Column("sensitive", sa.Boolean, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False, comment="order in the form"),
+    quote=True,
+)
+
+field_labels = sa.Table(
+    "field_labels", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("lang", sa.Text, primary_key=True),
+    sa.Column("label", sa.Text),
+    sa.Column("hint", sa.Text),
+    sa.Column("constraint_message", sa.Text),
+    quote=True,
+)
+
+choices = sa.Table(
+    "choices", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("list_name", sa.Text, primary_key=True),
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("lang", sa.Text, primary_key=True),
+    sa.Column("label", sa.Text),
+    sa.Column("position", sa.Integer, nullable=False),
+    quote=True,
+)
+
+submissions_raw = sa.Table(
+    "submissions_raw", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("submission_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("uuid", sa.Text, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False, comment="sha1 of the JSON: tells an unchanged re-fetch"),
+    sa.Column("json", sa.Text, nullable=False, comment="the submission exactly as KoBo sent it"),
+    sa.Column("fetched_at", sa.DateTime, nullable=False),
+    quote=True,
+)
+
+attachments = sa.Table(
+    "attachments", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("uid", sa.Text, primary_key=True),
+    sa.Column("submission_id", sa.BigInteger, nullable=False),
+    sa.Column("question_xpath", sa.Text),
+    sa.Column("filename", sa.Text),
+    sa.Column("mimetype", sa.Text),
+    sa.Column("download_url", sa.Text),
+    sa.Index("ix_attachments_submission", "asset_uid", "submission_id"),
+    quote=True,
+)
+
+sync_state = sa.Table(
+    "sync_state", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("watermark_time", sa.Text, comment="_submission_time of the last submission loaded"),
+    sa.Column("watermark_id", sa.BigInteger, comment="_id of the last submission loaded"),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    quote=True,
+)
+
+sync_runs = sa.Table(
+    "sync_runs", metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("asset_uid", sa.Text, nullable=False),
+    sa.Column("server_url", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("seconds", sa.Double),
+    sa.Column("status", sa.Text, nullable=False, comment="running / ok / failed"),
+    sa.Column("requests", sa.Integer, nullable=False, default=0),
+    sa.Column("pages", sa.Integer, nullable=False, default=0),
+    sa.Column("fetched", sa.Integer, nullable=False, default=0),
+    sa.Column("inserted", sa.Integer, nullable=False, default=0),
+    sa.Column("updated", sa.Integer, nullable=False, default=0),
+    sa.Column("unchanged", sa.Integer, nullable=False, default=0),
+    sa.Column("bad_values", sa.Integer, nullable=False, default=0,
+              comment="answers kept only in the raw JSON: wrong type, unknown question, bad shape"),
+    sa.Column("error", sa.Text),
+    quote=True,
+)

@@ -1,0 +1,73 @@
+"""SQL identifiers from form names: deterministic, lower snake case, at most 63 characters.
+
+PostgreSQL truncates identifiers at 63 bytes; two long group paths that share a prefix would then
+collide. Long names keep a readable head and end in a short stable hash of the whole name.
+Identifiers are always quoted when used, so SQL keywords (`group`, `order`) are safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+MAX_IDENTIFIER = 63
+_HASH_LEN = 8
+
+
+def short_hash(text: str, length: int = _HASH_LEN) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:length]
+
+
+def snake(text: str) -> str:
+    """'Training Attendance-2026' → 'training_attendance_2026'; non-Latin text → its hash."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    out = re.sub(r"[^a-z0-9_]+", "_", ascii_text.lower()).strip("_")
+    out = re.sub(r"_{3,}", "__", out)
+    if not out:
+        out = "x_" + short_hash(text)
+    if out[0].isdigit():
+        out = "_" + out
+    return out
+
+
+def identifier(text: str, *, limit: int = MAX_IDENTIFIER) -> str:
+    """A safe identifier for `text`; over `limit` characters it becomes `head_<hash of text>`."""
+    name = snake(text)
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    head = name[: limit - _HASH_LEN - 1].rstrip("_")
+    return f"{head}_{short_hash(text)}"
+
+
+class NameAllocator:
+    """Hands out unique identifiers within one namespace (the columns of a table, the tables of a form).
+
+    The first claimant of a name gets it; a later different claimant of the same name gets the name
+    with a hash of its own source text, so the result depends only on the order of claims.
+    """
+
+    def __init__(self, reserved: set[str] | None = None):
+        self._taken: dict[str, str] = {name: f"<reserved {name}>" for name in reserved or set()}
+
+    def claim_first(self, candidates: list[str], source: str) -> str:
+        """The first candidate still free (short name, then path-based), else the last one hashed."""
+        for wanted in candidates:
+            name = identifier(wanted)
+            if self._taken.get(name) in (None, source):
+                self._taken[name] = source
+                return name
+        return self.claim(candidates[-1], source)
+
+    def claim(self, wanted: str, source: str) -> str:
+        name = identifier(wanted)
+        owner = self._taken.get(name)
+        if owner is None or owner == source:
+            self._taken[name] = source
+            return name
+        suffix = short_hash(source, 6)
+        candidate = identifier(f"{wanted}_{suffix}")
+        if len(candidate) > MAX_IDENTIFIER or candidate in self._taken:
+            candidate = f"{name[: MAX_IDENTIFIER - 7]}_{suffix}"
+        self._taken[candidate] = source
+        return candidate
