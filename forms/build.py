@@ -17,6 +17,7 @@ from forms.source import XLSFormSource, read_source, source_paths, to_xlsx
 
 _ROW_REF = re.compile(r"\[row\s*:\s*(\d+)\]")
 _SHEET_REF = re.compile(r"On the '(\w+)' sheet")
+_QUOTED = re.compile(r"'([^']+)'")
 _NODE_REF = re.compile(r"node \[\$\{(\w+)\}\]|/data/([\w/]+)")
 
 
@@ -35,6 +36,7 @@ def compile_xform(source: XLSFormSource, xlsx: bytes, *, validate: bool) -> tupl
     from pyxform.validators.odk_validate import ODKValidateError
     from pyxform.xls2xform import convert
 
+    check_choice_lists(source)
     warnings: list[str] = []
     try:
         result = convert(io.BytesIO(xlsx), warnings=warnings, validate=validate, pretty_print=True,
@@ -50,11 +52,27 @@ def compile_xform(source: XLSFormSource, xlsx: bytes, *, validate: bool) -> tupl
 
 
 def _locate(source: XLSFormSource, message: str) -> str:
+    """Where pyxform's message points: its '[row : N]', else the first row holding a quoted value."""
     row = _ROW_REF.search(message)
     sheet = _SHEET_REF.search(message)
     if row:
         return source.where(sheet.group(1) if sheet else "survey", int(row.group(1)))
+    for token in _QUOTED.findall(message):
+        for sheet_name in ("survey", "choices"):
+            for r in source.sheets[sheet_name].rows if sheet_name in source.sheets else []:
+                if any(v == token or token in v.split() for v in r.cells.values()):
+                    return source.where(sheet_name, r.row)
     return source.path.name if source.path else source.stem
+
+
+def check_choice_lists(source: XLSFormSource) -> None:
+    """Every select names a choice list that exists (pyxform's own message names neither list nor row)."""
+    defined = {r.get("list_name") for r in source.rows("choices")}
+    for r in source.sheets["survey"].rows:
+        parts = r.cells.get("type", "").split()
+        if len(parts) == 2 and parts[0] in ("select_one", "select_multiple", "rank") and parts[1] not in defined:
+            raise FormBuildError(f"{source.where('survey', r.row)}: the choice list '{parts[1]}' of question "
+                                 f"'{r.cells.get('name')}' is not in the choices sheet")
 
 
 def _validate_reason(source: XLSFormSource, exc: Exception) -> str:

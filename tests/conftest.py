@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,32 @@ def household_submission(_id: int, **overrides) -> dict:
     }
     sub.update(overrides)
     return sub
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (skipped only where PostgreSQL is not installed;
+    scripts/setup installs it, so CI always runs these tests)."""
+    from tests.postgres import TempPostgres
+
+    try:
+        pg = TempPostgres()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+_db_counter = iter(range(10**6))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request, tmp_path):
+    """The same warehouse test on the embedded default and on the production engine."""
+    if request.param == "sqlite":
+        return str(tmp_path / "warehouse.db")
+    pg = request.getfixturevalue("postgres_server")
+    return pg.create_database(f"t{next(_db_counter)}")

@@ -13,8 +13,8 @@ from warehouse.store import Warehouse, Watermark
 
 
 @pytest.fixture()
-def warehouse(tmp_path):
-    wh = Warehouse(str(tmp_path / "w.db"))
+def warehouse(warehouse_url):
+    wh = Warehouse(warehouse_url)
     yield wh
     wh.dispose()
 

@@ -1,0 +1,228 @@
+"""End to end over real HTTP: XLSForm → imports API → deploy → submissions → sync → SQLite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from amina.errors import WarehouseError
+from forms.source import read_source, to_xlsx
+from sync.client import KoboClient
+from sync.engine import sync_asset
+from sync.fake.server import FakeKobo
+from sync.publish import publish_xlsform
+from tests.conftest import household_submission
+from warehouse.store import Warehouse
+
+HERE = Path(__file__).parent
+SYSTEM = ("formhub/uuid", "__version__", "meta/instanceID", "_xform_id_string", "_uuid", "meta/rootUuid", "_id",
+          "_attachments", "_status", "_geolocation", "_submission_time", "_validation_status", "_submitted_by")
+
+
+def answers(i: int, **overrides) -> dict:
+    """The answer part of a household submission (the fake server adds KoBo's system keys)."""
+    sub = {k: v for k, v in household_submission(i).items() if k not in SYSTEM}
+    members = [dict(m) for m in sub["household/members"]]
+    members[0]["household/members/member_name"] = f"Member {i}"
+    sub["household/members"] = members[: 1 + i % 2]
+    sub.update(overrides)
+    return sub
+
+
+T0 = dt.datetime(2026, 3, 1, 8, 0, 0)
+
+
+def add(server: FakeKobo, uid: str, first: int, n: int, *, same_second: bool = False) -> None:
+    for i in range(first, first + n):
+        when = T0 if same_second else T0 + dt.timedelta(minutes=i)
+        server.store.add_submission(uid, answers(i), submission_time=when, submitted_by="enumerator1")
+
+
+@pytest.fixture()
+def server():
+    with FakeKobo(seed=7) as s:
+        yield s
+
+
+@pytest.fixture()
+def client(server):
+    c = KoboClient(server.base_url, server.token, token_source="the test token")
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def asset_uid(server, client):
+    xlsx = to_xlsx(read_source(HERE / "forms" / "household.md"))
+    return publish_xlsform(client, xlsx, "household.xlsx", poll_seconds=0.01).asset_uid
+
+
+def table_rows(wh: Warehouse, table: str, order: str = "1") -> list[dict]:
+    with wh.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.text(f'SELECT * FROM "{table}" ORDER BY {order}'))]
+
+
+def counts(wh: Warehouse) -> dict[str, int]:
+    return {name: n for _, name, n in wh.row_counts()}
+
+
+def comparable(wh: Warehouse) -> dict[str, list[tuple]]:
+    """Every form table's content without the per-run timestamps, for comparing two warehouses."""
+    out = {}
+    with wh.engine.connect() as conn:
+        for _, name, _n in wh.row_counts():
+            rows = conn.execute(sa.text(f'SELECT * FROM "{name}"')).mappings().all()
+            out[name] = sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k != "_synced_at")) for r in rows)
+    return out
+
+
+def test_publish_sync_round_trip_nested_repeats_and_select_multiple(server, client, asset_uid, tmp_path):
+    add(server, asset_uid, 1, 25)
+    wh = Warehouse(str(tmp_path / "w.db"))
+    report = sync_asset(client, wh, asset_uid, page_size=10)
+    assert (report.status, report.fetched, report.inserted, report.bad_values) == ("ok", 25, 25, 0)
+    assert report.pages == 3
+    assert report.to_fetch == client.data_page(asset_uid, limit=1).count == 25
+    c = counts(wh)
+    assert c["household"] == 25
+    assert c["household__members"] == sum(1 + i % 2 for i in range(1, 26))
+    assert c["household__visits"] == 2 * 25  # two visits under the first member of each
+    assert c["household__member_needs"] == 2 * 25
+    assert c["household__crops"] == 2 * 25
+    members = table_rows(wh, "household__members", "_submission_id, _row_id")
+    first = [m for m in members if m["_position"] == 1]
+    assert {m["member_name"] for m in first} == {f"Member {i}" for i in range(1, 26)}
+    server_sub = client.data_page(asset_uid, query={"_id": report_first_id(wh)}).results[0]
+    [raw] = [r for r in table_rows(wh, "submissions_raw") if r["submission_id"] == server_sub["_id"]]
+    import orjson
+    assert orjson.loads(raw["json"]) == server_sub
+    [photo] = [a for a in table_rows(wh, "attachments") if a["submission_id"] == server_sub["_id"]]
+    assert photo["question_xpath"] == "photo"
+
+
+def report_first_id(wh: Warehouse) -> int:
+    return table_rows(wh, "household", "_id")[0]["_id"]
+
+
+def test_second_sync_is_a_no_op_and_a_third_gets_only_new(server, client, asset_uid, tmp_path):
+    add(server, asset_uid, 1, 30)
+    wh = Warehouse(str(tmp_path / "w.db"))
+    sync_asset(client, wh, asset_uid, page_size=10)
+    before = comparable(wh)
+    again = sync_asset(client, wh, asset_uid, page_size=10)
+    assert (again.inserted, again.updated) == (0, 0)
+    assert again.fetched <= 1  # only the watermark's own second is read again
+    assert again.requests == 2  # the asset (its form) and one data page
+    assert comparable(wh) == before
+    add(server, asset_uid, 31, 5)
+    third = sync_asset(client, wh, asset_uid, page_size=10)
+    assert third.inserted == 5 and third.fetched <= 6
+    assert counts(wh)["household"] == 35
+
+
+def test_same_second_submissions_across_page_boundaries(server, client, asset_uid, tmp_path):
+    add(server, asset_uid, 1, 23, same_second=True)
+    wh = Warehouse(str(tmp_path / "w.db"))
+    report = sync_asset(client, wh, asset_uid, page_size=5)
+    assert report.inserted == 23 and counts(wh)["household"] == 23
+    add(server, asset_uid, 24, 4, same_second=True)  # late arrivals stamped in the watermark's second
+    later = sync_asset(client, wh, asset_uid, page_size=5)
+    assert later.inserted == 4 and counts(wh)["household"] == 27
+
+
+def test_bad_submission_is_kept_raw_and_counted(server, client, asset_uid, tmp_path):
+    add(server, asset_uid, 1, 3)
+    server.store.add_submission(asset_uid, answers(4, **{"household/hh_size": "three", "surprise": "x"}))
+    no_group = {k: v for k, v in answers(5).items() if not k.startswith("household/")}
+    server.store.add_submission(asset_uid, no_group)
+    wh = Warehouse(str(tmp_path / "w.db"))
+    report = sync_asset(client, wh, asset_uid)
+    assert report.inserted == 5 and report.bad_values == 2
+    bad = [r for r in table_rows(wh, "household") if r["_issues"]]
+    assert len(bad) == 1 and bad[0]["hh_size"] is None and "surprise" in bad[0]["_issues"]
+    assert len(table_rows(wh, "submissions_raw")) == 5
+    [run] = table_rows(wh, "sync_runs")
+    assert run["status"] == "ok" and run["bad_values"] == 2
+
+
+def test_a_crash_mid_sync_loses_at_most_the_page_in_flight(server, client, asset_uid, tmp_path, monkeypatch):
+    add(server, asset_uid, 1, 40)
+    clean = Warehouse(str(tmp_path / "clean.db"))
+    sync_asset(client, clean, asset_uid, page_size=7)
+
+    crashed = Warehouse(str(tmp_path / "crashed.db"))
+    real_load = Warehouse.load_page
+    calls = {"n": 0}
+
+    def failing_load(self, form, subs, wm):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise WarehouseError("disk full (simulated)")
+        return real_load(self, form, subs, wm)
+
+    monkeypatch.setattr(Warehouse, "load_page", failing_load)
+    with pytest.raises(WarehouseError):
+        sync_asset(client, crashed, asset_uid, page_size=7)
+    assert counts(crashed)["household"] == 14  # two pages stored, the third lost
+    [run] = table_rows(crashed, "sync_runs")
+    assert run["status"] == "failed" and "disk full" in run["error"]
+    assert crashed.watermark(asset_uid).submission_id == table_rows(crashed, "household", "_id DESC")[0]["_id"]
+    monkeypatch.setattr(Warehouse, "load_page", real_load)
+    resumed = sync_asset(client, crashed, asset_uid, page_size=7)
+    assert resumed.inserted == 26
+    assert comparable(crashed) == comparable(clean)
+
+
+def test_any_kobo_form_without_our_conventions_syncs(server, client, tmp_path):
+    content = {"survey": [{"type": "text", "$autoname": "Q-1 (name?)", "label": ["Name"]},
+                          {"type": "integer", "name": "group", "label": ["SQL keyword"]}],
+               "choices": [], "translations": [None], "settings": {}}
+    uid = server.store.create_asset("Legacy KoBo form", content)
+    server.store.deploy(uid, active=True)
+    server.store.add_submission(uid, {"Q-1 (name?)": "x", "group": "4"})
+    wh = Warehouse(str(tmp_path / "w.db"))
+    report = sync_asset(client, wh, uid)
+    assert report.inserted == 1 and report.bad_values == 0
+    [row] = table_rows(wh, report.table)
+    assert row["group"] == 4 and row["q_1_name"] == "x"
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "amina.cli", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_sync_wrong_token_is_one_line_and_nonzero(server, asset_uid, tmp_path):
+    proc = run_cli("sync", "--server", server.base_url, "--asset", asset_uid, "--db", str(tmp_path / "w.db"),
+                   env={"KOBO_TOKEN": "f" * 40})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"KoBo answered 401: the token in KOBO_TOKEN was refused by {server.base_url}" in proc.stderr
+    assert "f" * 40 not in proc.stderr + proc.stdout
+
+
+def test_cli_sync_unreachable_server(tmp_path):
+    proc = run_cli("sync", "--server", "http://127.0.0.1:9", "--asset", "aX", "--db", str(tmp_path / "w.db"),
+                   env={"KOBO_TOKEN": "t"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "cannot connect (connection refused)" in proc.stderr
+
+
+def test_cli_sync_missing_token_env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "KOBO_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "amina.cli", "sync", "--server", "http://127.0.0.1:9", "--asset",
+                           "aX"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and "KOBO_TOKEN is empty or not set" in proc.stderr
+
+
+def test_cli_sync_all_deployed(server, asset_uid, tmp_path):
+    add(server, asset_uid, 1, 3)
+    proc = run_cli("sync", "--server", server.base_url, "--all", "--db", str(tmp_path / "w.db"),
+                   env={"KOBO_TOKEN": server.token})
+    assert proc.returncode == 0, proc.stderr
+    assert "household" in proc.stdout and server.token not in proc.stdout + proc.stderr
