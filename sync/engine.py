@@ -4,20 +4,28 @@ New submissions are found with a watermark on (`_submission_time`, `_id`), KoBo'
 pages are requested in that order with keyset paging (`query` picks up strictly after the last row
 of the previous page; no `start` offsets that shift when submissions arrive or are deleted), each
 page is stored together with the watermark of its last row in one transaction, and the next run
-re-reads from the watermark's second (`$gte`), so submissions committed in the same second are never
-skipped; re-reading is harmless because rows are upserted by `_id` and an unchanged submission
-(same JSON digest) is not rewritten.
+re-reads an overlap window before the watermark (`$gte`), so submissions committed in the same
+second, or made visible late by KoBo (§9 of the API notes: attachments are saved before the record
+appears), are not skipped; re-reading is harmless because rows are upserted by `_id` and an
+unchanged submission (same JSON digest) is not rewritten.
+
+Edits, validation-status changes and deletions do not move `_submission_time`; the *sweep* finds
+them: it pages through `fields=["_id","_uuid","_validation_status"]` in `_id` order (about 150 bytes
+a submission, 1,000 a request) and compares with what is stored: a new `_uuid` is an edit, a new
+validation status object is a review, an `_id` that is gone was deleted, an `_id` not stored yet
+was missed. Only the changed submissions are then fetched in full (`query={"_id": {"$in": […]}}`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from amina.errors import AminaError, KoboRefused
+from amina.errors import AminaError, KoboError, KoboRefused
 from forms.schema import FormSchema
 from sync.client import MAX_PAGE_SIZE, KoboClient
 from warehouse.store import RegisteredForm, Warehouse, Watermark
@@ -25,6 +33,10 @@ from warehouse.store import RegisteredForm, Warehouse, Watermark
 log = logging.getLogger(__name__)
 
 ORDER = {"_submission_time": 1, "_id": 1}
+SWEEP_FIELDS = ["_id", "_uuid", "_validation_status"]
+REFETCH_BATCH = 100  # ids per `$in` query: keeps the URL well under proxies' 8 KB line limit
+DEFAULT_OVERLAP = dt.timedelta(minutes=5)
+KOBO_TIME = "%Y-%m-%dT%H:%M:%S"
 Progress = Callable[[int, int], None]  # (submissions fetched so far, submissions to fetch)
 
 
@@ -40,6 +52,10 @@ class SyncReport:
     updated: int = 0
     unchanged: int = 0
     bad_values: int = 0
+    deleted: int = 0
+    swept: bool = False
+    sweep_requests: int = 0
+    sweep_seconds: float = 0.0
     pages: int = 0
     requests: int = 0
     seconds: float = 0.0
@@ -50,7 +66,8 @@ class SyncReport:
     def counts(self) -> dict[str, int]:
         return {"requests": self.requests, "pages": self.pages, "fetched": self.fetched,
                 "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                "bad_values": self.bad_values}
+                "bad_values": self.bad_values, "deleted": self.deleted, "swept": self.swept,
+                "sweep_requests": self.sweep_requests, "sweep_seconds": round(self.sweep_seconds, 3)}
 
 
 def deployed_content(client: KoboClient, asset: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
@@ -80,6 +97,15 @@ def prepare_form(client: KoboClient, warehouse: Warehouse, asset_uid: str, *,
     return form, asset
 
 
+def since(watermark: Watermark, overlap: dt.timedelta) -> str:
+    """The `_submission_time` a run starts from: the watermark's second, less the overlap window."""
+    try:
+        start = dt.datetime.strptime(watermark.submission_time[:19], KOBO_TIME) - overlap
+    except ValueError:
+        return watermark.submission_time
+    return start.strftime(KOBO_TIME)
+
+
 def _query_after(base: dict[str, Any] | None, cursor: Watermark | None) -> dict[str, Any] | None:
     if cursor is None:
         return base
@@ -98,9 +124,18 @@ def sync_asset(
     page_size: int = MAX_PAGE_SIZE,
     progress: Progress | None = None,
     sensitive: tuple[str, ...] = (),
+    overlap: dt.timedelta = DEFAULT_OVERLAP,
+    sweep_every: int = 1,
+    max_delete_fraction: float = 0.5,
 ) -> SyncReport:
-    """Pull what is new on KoBo for one asset into the warehouse. Raises AminaError on failure,
-    after recording the failed run (the watermark stays at the last page fully stored)."""
+    """Pull what is new on KoBo for one asset into the warehouse, then (every `sweep_every` syncs;
+    0 = never) sweep for edits, reviews and deletions. Raises AminaError on failure, after recording
+    the failed run (the watermark stays at the last page fully stored).
+
+    `max_delete_fraction`: a sweep that would mark more than this share of the stored submissions
+    deleted stops instead (a server that suddenly answers with nothing is more likely than a
+    programme deleting half its data); pass 1.0 to accept it.
+    """
     report = SyncReport(asset_uid=asset_uid)
     started = time.monotonic()
     requests_before = client.requests_made
@@ -109,7 +144,7 @@ def sync_asset(
         form, asset = prepare_form(client, warehouse, asset_uid, sensitive=sensitive)
         report.name, report.table = str(asset.get("name") or asset_uid), form.tables.base
         watermark = warehouse.watermark(asset_uid)
-        base = {"_submission_time": {"$gte": watermark.submission_time}} if watermark else None
+        base = {"_submission_time": {"$gte": since(watermark, overlap)}} if watermark else None
         cursor: Watermark | None = None
         while True:
             page = client.data_page(asset_uid, query=_query_after(base, cursor), sort=ORDER, limit=page_size)
@@ -119,7 +154,7 @@ def sync_asset(
                 break
             last = page.results[-1]
             cursor = Watermark(str(last.get("_submission_time", "")), int(last["_id"]))
-            result = warehouse.load_page(form, page.results, cursor)
+            result = warehouse.load_page(form, page.results, cursor, run_id=report.run_id)
             report.pages += 1
             report.fetched += len(page.results)
             report.inserted += result.inserted
@@ -130,6 +165,9 @@ def sync_asset(
                 progress(report.fetched, max(report.to_fetch, report.fetched))
             if not page.next:
                 break
+        if warehouse.sweep_due(asset_uid, sweep_every):
+            sweep(client, warehouse, form, report, page_size=page_size, max_delete_fraction=max_delete_fraction)
+        warehouse.record_sync(asset_uid, swept=report.swept)
         report.status = "ok"
     except AminaError as exc:
         report.status, report.error = "failed", str(exc)
@@ -141,7 +179,57 @@ def sync_asset(
         report.seconds = time.monotonic() - started
         report.requests = client.requests_made - requests_before
         warehouse.finish_run(report.run_id, status=report.status, error=report.error, **report.counts())
-        log.info("sync %s: %s, %d fetched, %d new, %d updated, %d unchanged, %d bad values, %.2f s",
-                 asset_uid, report.status, report.fetched, report.inserted, report.updated,
-                 report.unchanged, report.bad_values, report.seconds)
+        log.info("sync %s: %s, %d fetched, %d new, %d updated, %d unchanged, %d deleted, %d bad values, "
+                 "%.2f s (sweep: %d requests, %.2f s)", asset_uid, report.status, report.fetched, report.inserted,
+                 report.updated, report.unchanged, report.deleted, report.bad_values, report.seconds,
+                 report.sweep_requests, report.sweep_seconds)
     return report
+
+
+def sweep(client: KoboClient, warehouse: Warehouse, form: RegisteredForm, report: SyncReport, *,
+          page_size: int = MAX_PAGE_SIZE, max_delete_fraction: float = 0.5) -> None:
+    """Find edits, validation changes, deletions and missed submissions; store them. See the module doc."""
+    started, requests_before = time.monotonic(), client.requests_made
+    uid = form.asset_uid
+    stored = warehouse.live_count(form)
+    gone: list[int] = []
+    after: int | None = None
+    while True:
+        page = client.data_page(uid, query={"_id": {"$gt": after}} if after is not None else None,
+                                sort={"_id": 1}, fields=SWEEP_FIELDS, limit=page_size)
+        last_page = not page.next or not page.results
+        up_to = None if last_page else int(page.results[-1]["_id"])
+        local = warehouse.manifest(form, after, up_to)
+        refetch: list[int] = []
+        for item in page.results:
+            sid = int(item["_id"])
+            mine = local.pop(sid, None)
+            status = item.get("_validation_status") or {}
+            theirs = (str(item.get("_uuid", "")), status.get("uid"), status.get("timestamp"))
+            if mine is None or mine != theirs:
+                refetch.append(sid)
+        gone.extend(local)  # stored ids in this range that KoBo no longer has
+        for batch in _batches(refetch, REFETCH_BATCH):
+            full = client.data_page(uid, query={"_id": {"$in": batch}}, sort={"_id": 1}, limit=len(batch))
+            result = warehouse.load_page(form, full.results, None, run_id=report.run_id)
+            report.fetched += len(full.results)
+            report.inserted += result.inserted
+            report.updated += result.updated
+            report.unchanged += result.unchanged
+            report.bad_values += result.bad_values
+        if last_page:
+            break
+        after = up_to
+    if gone and stored and len(gone) > max(10, max_delete_fraction * stored):
+        raise KoboError(
+            f"the sweep of {uid} found {len(gone):,} of {stored:,} stored submissions missing on "
+            f"{client.server_url}; nothing was marked deleted. If they really were deleted on KoBo, "
+            "run again allowing it (--max-delete-fraction 1)")
+    report.deleted = warehouse.mark_deleted(form, gone, run_id=report.run_id) if gone else 0
+    report.swept = True
+    report.sweep_requests = client.requests_made - requests_before
+    report.sweep_seconds = time.monotonic() - started
+
+
+def _batches(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

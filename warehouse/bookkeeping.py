@@ -102,6 +102,8 @@ sync_state = sa.Table(
     sa.Column("asset_uid", sa.Text, primary_key=True),
     sa.Column("watermark_time", sa.Text, comment="_submission_time of the last submission loaded"),
     sa.Column("watermark_id", sa.BigInteger, comment="_id of the last submission loaded"),
+    sa.Column("last_sweep_at", sa.DateTime, comment="when edits and deletions were last looked for"),
+    sa.Column("syncs_since_sweep", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     quote=True,
 )
@@ -121,8 +123,27 @@ sync_runs = sa.Table(
     sa.Column("inserted", sa.Integer, nullable=False, default=0),
     sa.Column("updated", sa.Integer, nullable=False, default=0),
     sa.Column("unchanged", sa.Integer, nullable=False, default=0),
+    sa.Column("deleted", sa.Integer, nullable=False, default=0, comment="submissions found deleted on KoBo"),
+    sa.Column("swept", sa.Boolean, nullable=False, default=False, comment="did this run look for edits/deletions"),
+    sa.Column("sweep_requests", sa.Integer, nullable=False, default=0),
+    sa.Column("sweep_seconds", sa.Double, nullable=False, default=0.0),
     sa.Column("bad_values", sa.Integer, nullable=False, default=0,
               comment="answers kept only in the raw JSON: wrong type, unknown question, bad shape"),
     sa.Column("error", sa.Text),
+    quote=True,
+)
+
+submission_history = sa.Table(
+    "submission_history", metadata,
+    sa.Column("asset_uid", sa.Text, nullable=False),
+    sa.Column("submission_id", sa.BigInteger, nullable=False),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("change", sa.Text, nullable=False,
+              comment="new / edited (new _uuid) / validation (status changed) / changed (other) / deleted"),
+    sa.Column("uuid", sa.Text, comment="the submission's _uuid from then on"),
+    sa.Column("validation_status", sa.Text),
+    sa.Column("validation_by", sa.Text),
+    sa.Index("ix_submission_history", "asset_uid", "submission_id"),
     quote=True,
 )

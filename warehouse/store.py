@@ -7,6 +7,7 @@ them, in a single transaction, so a crash at any instant loses at most the page 
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import hashlib
 import logging
@@ -198,42 +199,57 @@ class Warehouse:
         return Watermark(row.watermark_time, int(row.watermark_id))
 
     def load_page(self, form: RegisteredForm, submissions: Sequence[Mapping[str, Any]],
-                  watermark: Watermark | None) -> PageResult:
-        """Upsert one page of submissions and move the watermark, in one transaction."""
-        return self._guard(lambda: self._load(form, submissions, watermark),
+                  watermark: Watermark | None, *, run_id: int | None = None) -> PageResult:
+        """Upsert one page of submissions (and move the watermark, if given), in one transaction."""
+        return self._guard(lambda: self._load(form, submissions, watermark, run_id),
                            f"store a page of submissions of form {form.asset_uid}")
 
     def _load(self, form: RegisteredForm, submissions: Sequence[Mapping[str, Any]],
-              watermark: Watermark | None) -> PageResult:
+              watermark: Watermark | None, run_id: int | None) -> PageResult:
         now = utcnow()
         result = PageResult()
         raw = bk.submissions_raw
+        root = form.tables.root
         encoded: dict[int, tuple[bytes, str]] = {}
         for s in submissions:
             blob = orjson.dumps(s)
             encoded[int(s["_id"])] = (blob, hashlib.sha1(blob).hexdigest())
         with self.engine.begin() as conn:
-            known: dict[int, str] = {}
-            ids = list(encoded)
-            for chunk in _chunks(ids, 900):
-                found = conn.execute(sa.select(raw.c.submission_id, raw.c.digest)
-                                     .where(raw.c.asset_uid == form.asset_uid, raw.c.submission_id.in_(chunk)))
-                known.update((int(sid), digest) for sid, digest in found)
+            known: dict[int, tuple[str, str, str | None]] = {}  # _id → (digest, uuid, validation uid)
+            for chunk in _chunks(list(encoded), 900):
+                found = conn.execute(
+                    sa.select(raw.c.submission_id, raw.c.digest, raw.c.uuid, root.c._validation_status,
+                              root.c._deleted_at)
+                    .select_from(raw.outerjoin(root, root.c._id == raw.c.submission_id))
+                    .where(raw.c.asset_uid == form.asset_uid, raw.c.submission_id.in_(chunk)))
+                for sid, digest, uuid, status, deleted_at in found:
+                    # a submission we had marked deleted is rewritten whatever its digest
+                    known[int(sid)] = (digest if deleted_at is None else "", uuid, status)
             page = FlatPage()
             changed: list[Mapping[str, Any]] = []
             replaced: list[int] = []
+            history: list[dict[str, Any]] = []
             for s in submissions:
                 sid = int(s["_id"])
                 digest = encoded[sid][1]
-                if known.get(sid) == digest:
+                old = known.get(sid)
+                if old is not None and old[0] == digest:
                     result.unchanged += 1
                     continue
-                if sid in known:
+                uuid = str(s.get("_uuid", ""))
+                status = (s.get("_validation_status") or {}) if isinstance(s.get("_validation_status"), dict) else {}
+                if old is None:
+                    result.inserted += 1
+                    change = "new"
+                else:
                     result.updated += 1
                     replaced.append(sid)
-                else:
-                    result.inserted += 1
+                    change = ("edited" if old[1] != uuid else
+                              "validation" if old[2] != status.get("uid") else "changed")
                 changed.append(s)
+                history.append({"asset_uid": form.asset_uid, "submission_id": sid, "seen_at": now,
+                                "run_id": run_id, "change": change, "uuid": uuid,
+                                "validation_status": status.get("uid"), "validation_by": status.get("by_whom")})
                 form.flattener.flatten_into(page, s, now)
             result.bad_values = page.issues
             if replaced:
@@ -247,12 +263,89 @@ class Warehouse:
                     {"asset_uid": form.asset_uid, "submission_id": int(s["_id"]), "uuid": str(s.get("_uuid", "")),
                      "digest": encoded[int(s["_id"])][1], "json": encoded[int(s["_id"])][0].decode(),
                      "fetched_at": now} for s in changed])
+                conn.execute(bk.submission_history.insert(), history)
                 attachment_rows = _attachment_rows(form.asset_uid, changed)
                 if attachment_rows:
                     conn.execute(bk.attachments.insert(), _unique(attachment_rows, ("uid",)))
+                self._flag_duplicates(conn, root, [int(s["_id"]) for s in changed])
             if watermark is not None:
                 self._set_watermark(conn, form.asset_uid, watermark, now)
         return result
+
+    def _flag_duplicates(self, conn: sa.Connection, root: sa.Table, ids: list[int]) -> None:
+        """A submission whose meta/instanceID an earlier one already has is a double upload."""
+        earlier = root.alias("earlier")
+        first = (sa.select(sa.func.min(earlier.c._id))
+                 .where(earlier.c._instance_id == root.c._instance_id, earlier.c._id < root.c._id,
+                        earlier.c._deleted_at.is_(None))
+                 .scalar_subquery())
+        for chunk in _chunks(ids, 900):
+            conn.execute(root.update().where(root.c._id.in_(chunk), root.c._instance_id.is_not(None))
+                         .values(_duplicate_of=first))
+
+    def mark_deleted(self, form: RegisteredForm, ids: Sequence[int], *, run_id: int | None = None) -> int:
+        """Mark submissions that KoBo no longer has; their rows stay, with `_deleted_at` set."""
+        def go() -> int:
+            now = utcnow()
+            root = form.tables.root
+            with self.engine.begin() as conn:
+                count = 0
+                for chunk in _chunks(list(ids), 900):
+                    count += conn.execute(root.update().where(root.c._id.in_(chunk), root.c._deleted_at.is_(None))
+                                          .values(_deleted_at=now)).rowcount
+                if ids:
+                    conn.execute(bk.submission_history.insert(), [
+                        {"asset_uid": form.asset_uid, "submission_id": int(i), "seen_at": now, "run_id": run_id,
+                         "change": "deleted", "uuid": None, "validation_status": None, "validation_by": None}
+                        for i in ids])
+            return count
+        return self._guard(go, f"mark deleted submissions of form {form.asset_uid}")
+
+    def manifest(self, form: RegisteredForm, after_id: int | None, up_to_id: int | None
+                 ) -> dict[int, tuple[str, str | None, int | None]]:
+        """_id → (_uuid, validation uid, validation timestamp) of the stored, not deleted submissions
+        with after_id < _id <= up_to_id (None: no bound)."""
+        def go() -> dict[int, tuple[str, str | None, int | None]]:
+            root = form.tables.root
+            q = sa.select(root.c._id, root.c._uuid, root.c._validation_status, root.c._validation_at).where(
+                root.c._deleted_at.is_(None))
+            if after_id is not None:
+                q = q.where(root.c._id > after_id)
+            if up_to_id is not None:
+                q = q.where(root.c._id <= up_to_id)
+            with self.engine.connect() as conn:
+                return {int(i): (u, v, _epoch(at)) for i, u, v, at in conn.execute(q)}
+        return self._guard(go, "read the stored submissions")
+
+    def live_count(self, form: RegisteredForm) -> int:
+        root = form.tables.root
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(root)
+                                    .where(root.c._deleted_at.is_(None))).scalar_one())
+
+    def sweep_due(self, asset_uid: str, every: int) -> bool:
+        """True when `every` syncs have run since the last sweep (every=1: each sync sweeps)."""
+        if every <= 0:
+            return False
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(bk.sync_state.c.syncs_since_sweep, bk.sync_state.c.last_sweep_at)
+                               .where(bk.sync_state.c.asset_uid == asset_uid)).first()
+        if row is None or row.last_sweep_at is None:
+            return True
+        return (row.syncs_since_sweep or 0) + 1 >= every
+
+    def record_sync(self, asset_uid: str, *, swept: bool) -> None:
+        def go() -> None:
+            now = utcnow()
+            with self.engine.begin() as conn:
+                st = bk.sync_state
+                values = ({"last_sweep_at": now, "syncs_since_sweep": 0} if swept
+                          else {"syncs_since_sweep": sa.func.coalesce(st.c.syncs_since_sweep, 0) + 1})
+                if conn.execute(st.update().where(st.c.asset_uid == asset_uid).values(**values)).rowcount == 0:
+                    conn.execute(st.insert().values(asset_uid=asset_uid, updated_at=now,
+                                                    last_sweep_at=now if swept else None,
+                                                    syncs_since_sweep=0 if swept else 1))
+        self._guard(go, "record the sync")
 
     def _delete_submissions(self, conn: sa.Connection, form: RegisteredForm, ids: list[int]) -> None:
         for chunk in _chunks(ids, 900):
@@ -276,7 +369,8 @@ class Warehouse:
             with self.engine.begin() as conn:
                 result = conn.execute(bk.sync_runs.insert().values(
                     asset_uid=asset_uid, server_url=server_url, started_at=utcnow(), status="running",
-                    requests=0, pages=0, fetched=0, inserted=0, updated=0, unchanged=0, bad_values=0))
+                    requests=0, pages=0, fetched=0, inserted=0, updated=0, unchanged=0, bad_values=0,
+                    deleted=0, swept=False, sweep_requests=0, sweep_seconds=0.0))
                 return int(result.inserted_primary_key[0])
         return self._guard(go, "record the start of a sync run")
 
@@ -346,6 +440,14 @@ def _attachment_rows(asset_uid: str, submissions: Iterable[Mapping[str, Any]]) -
                              "question_xpath": a.get("question_xpath"), "filename": a.get("filename"),
                              "mimetype": a.get("mimetype"), "download_url": a.get("download_url")})
     return rows
+
+
+def _epoch(value: dt.datetime | str | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return calendar.timegm(value.timetuple())
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -45,6 +45,9 @@ def root_system_columns() -> list[sa.Column]:
                   comment="KoBo submission id (_id): stable across edits"),
         sa.Column("_uuid", sa.Text, nullable=False, comment="KoBo _uuid: changes on every edit"),
         sa.Column("_root_uuid", sa.Text, comment="meta/rootUuid: stable for the submission's lifetime"),
+        sa.Column("_instance_id", sa.Text, comment="meta/instanceID as sent by the tablet (changes on edit)"),
+        sa.Column("_duplicate_of", sa.BigInteger,
+                  comment="_id of an earlier submission with the same meta/instanceID (a double upload)"),
         sa.Column("_submission_time", sa.DateTime, comment="_submission_time, UTC"),
         sa.Column("_submitted_by", sa.Text),
         sa.Column("_version", sa.Text, comment="__version__: the form version it was collected with"),
@@ -52,7 +55,7 @@ def root_system_columns() -> list[sa.Column]:
         sa.Column("_validation_status", sa.Text, comment="validation_status_approved / _not_approved / _on_hold"),
         sa.Column("_validation_by", sa.Text),
         sa.Column("_validation_at", sa.DateTime),
-        sa.Column("_deleted_at", sa.DateTime, comment="when amina noticed it was deleted on KoBo"),
+        sa.Column("_deleted_at", sa.DateTime, comment="when amina noticed it was deleted on KoBo", index=True),
         sa.Column("_synced_at", sa.DateTime, nullable=False),
         sa.Column("_issues", sa.Text, comment="values that could not be stored in their typed column"),
     ]
@@ -155,7 +158,9 @@ class FormTables:
                                   strict=False)
         ]
         table = sa.Table(plan.name, self.metadata, *system, *answer_columns, quote=True)
-        if plan.repeat is not None:
+        if plan.repeat is None:
+            sa.Index(f"ix_{plan.name}_instance"[:63], table.c._instance_id)
+        else:
             sa.Index(f"ix_{plan.name}"[:63], table.c._submission_id)
         return table
 
