@@ -146,3 +146,48 @@ def test_runs_are_recorded(warehouse):
     assert r["status"] == "failed" and r["error"] == "KoBo answered 401" and r["seconds"] >= 0
     assert isinstance(r["started_at"], str | dt.datetime)
     assert bk.sync_runs.name == "sync_runs"
+
+
+def test_history_records_new_edited_and_validation_changes(warehouse, form):
+    warehouse.load_page(form, [household_submission(1)], None, run_id=1)
+    warehouse.load_page(form, [household_submission(1, _uuid="edited-1")], None, run_id=2)
+    approved = household_submission(1, _uuid="edited-1",
+                                    _validation_status={"timestamp": 1741700000, "uid": "validation_status_approved",
+                                                        "by_whom": "supervisor1", "label": "Approved"})
+    warehouse.load_page(form, [approved], None, run_id=3)
+    history = rows(warehouse, "submission_history", "seen_at, run_id")
+    assert [(h["change"], h["uuid"], h["run_id"]) for h in history] == [
+        ("new", "00000000-0000-4000-8000-000000000001", 1), ("edited", "edited-1", 2), ("validation", "edited-1", 3)]
+    assert history[-1]["validation_by"] == "supervisor1"
+
+
+def test_deleted_submissions_are_marked_not_dropped_and_left_out_of_current_views(warehouse, form):
+    warehouse.load_page(form, [household_submission(1), household_submission(2)], None)
+    assert warehouse.mark_deleted(form, [2]) == 1
+    assert warehouse.mark_deleted(form, [2]) == 0  # already marked
+    assert len(rows(warehouse, "household")) == 2
+    [gone] = [r for r in rows(warehouse, "household") if r["_id"] == 2]
+    assert gone["_deleted_at"] is not None
+    assert [r["_id"] for r in rows(warehouse, "household_current")] == [1]
+    assert {r["_submission_id"] for r in rows(warehouse, "household__members_current")} == {1}
+    assert warehouse.manifest(form, None, None).keys() == {1}
+    assert rows(warehouse, "submission_history", "seen_at")[-1]["change"] == "deleted"
+
+
+def test_double_uploads_are_flagged_and_not_counted_in_views(warehouse, form):
+    first = household_submission(10)
+    again = household_submission(11, **{"meta/instanceID": first["meta/instanceID"]})
+    warehouse.load_page(form, [first, again], None)
+    flagged = {r["_id"]: r["_duplicate_of"] for r in rows(warehouse, "household")}
+    assert flagged == {10: None, 11: 10}
+    assert [r["_id"] for r in rows(warehouse, "household_current")] == [10]
+
+
+def test_manifest_ranges_and_validation_timestamps(warehouse, form):
+    status = {"timestamp": 1741700000, "uid": "validation_status_on_hold", "by_whom": "s"}
+    warehouse.load_page(form, [household_submission(i, _validation_status=status if i == 3 else {})
+                               for i in range(1, 6)], None)
+    m = warehouse.manifest(form, 1, 4)
+    assert sorted(m) == [2, 3, 4]
+    assert m[3][1:] == ("validation_status_on_hold", 1741700000)
+    assert m[2][1:] == (None, None)

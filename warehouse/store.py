@@ -26,6 +26,7 @@ from warehouse import bookkeeping as bk
 from warehouse.flatten import FlatPage, Flattener
 from warehouse.naming import identifier, short_hash
 from warehouse.tables import GEO_PARTS, FormTables
+from warehouse.views import create_views
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Warehouse:
                         asset_uid=asset_uid, version_uid=version_uid,
                         content=orjson.dumps(content).decode(), first_seen_at=now))
             self._write_dictionary(conn, asset_uid, tables)
+            create_views(conn, tables)
         return RegisteredForm(asset_uid=asset_uid, tables=tables, flattener=Flattener(tables))
 
     def _create_or_extend(self, tables: FormTables) -> None:
