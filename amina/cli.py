@@ -6,6 +6,7 @@ Every failure a data manager can hit ends in one line on stderr and a non-zero e
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import sys
@@ -78,6 +79,12 @@ def sync(
     token_env: str = typer.Option("KOBO_TOKEN", "--token-env", help="Environment variable holding the token."),
     db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL."),
     page_size: int = typer.Option(1000, "--page-size", min=1, max=30000, help="Submissions per request."),
+    overlap_minutes: float = typer.Option(5.0, "--overlap-minutes", min=0,
+                                          help="Re-read this much submission time before the watermark."),
+    sweep_every: int = typer.Option(1, "--sweep-every", min=0,
+                                    help="Look for edits, reviews and deletions every N syncs (0: never)."),
+    max_delete_fraction: float = typer.Option(0.5, "--max-delete-fraction", min=0, max=1,
+                                              help="Stop if a sweep would mark more than this share deleted."),
 ) -> None:
     """Pull new submissions from KoBo into the warehouse (the first run loads everything)."""
     from sync.client import KoboClient
@@ -93,12 +100,14 @@ def sync(
                  if a["uid"] not in uids]
         if not uids:
             raise ConfigError(f"the account behind {token_env} has no deployed survey on {server}")
-    failures = run_syncs(client, warehouse, uids)
+    options = {"page_size": page_size, "overlap": dt.timedelta(minutes=overlap_minutes),
+               "sweep_every": sweep_every, "max_delete_fraction": max_delete_fraction}
+    failures = run_syncs(client, warehouse, uids, **options)
     if failures:
         raise typer.Exit(code=4)
 
 
-def run_syncs(client, warehouse, uids: list[str]) -> int:  # type: ignore[no-untyped-def]
+def run_syncs(client, warehouse, uids: list[str], **options) -> int:  # type: ignore[no-untyped-def]
     """Sync each asset in turn; one failing asset does not stop the others. Returns the failures."""
     from sync.engine import sync_asset
 
@@ -107,7 +116,7 @@ def run_syncs(client, warehouse, uids: list[str]) -> int:  # type: ignore[no-unt
         for uid in uids:
             task = bar.add_task(f"sync {uid}", total=None)
             try:
-                reports.append(sync_asset(client, warehouse, uid,
+                reports.append(sync_asset(client, warehouse, uid, **options,
                                           progress=lambda done, total, t=task: bar.update(t, completed=done,
                                                                                           total=total)))
             except AminaError as exc:
@@ -122,11 +131,12 @@ def run_syncs(client, warehouse, uids: list[str]) -> int:  # type: ignore[no-unt
 
 def print_reports(reports) -> None:  # type: ignore[no-untyped-def]
     table = Table(title="sync runs", title_justify="left")
-    for col in ("form", "table", "fetched", "new", "updated", "unchanged", "bad values", "requests", "seconds"):
+    for col in ("form", "table", "fetched", "new", "updated", "unchanged", "deleted", "bad values", "requests",
+                "seconds"):
         table.add_column(col, justify="right" if col not in ("form", "table") else "left")
     for r in reports:
         table.add_row(r.name, r.table, str(r.fetched), str(r.inserted), str(r.updated), str(r.unchanged),
-                      str(r.bad_values), str(r.requests), f"{r.seconds:.2f}")
+                      str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}")
     out.print(table)
 
 
