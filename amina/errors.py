@@ -47,3 +47,15 @@ class WarehouseError(AminaError):
     """The warehouse database refused an operation."""
 
     exit_code = 5
+
+
+class SyncInterrupted(AminaError):
+    """A stop was asked for (SIGTERM/SIGINT); the page in flight was stored first."""
+
+    exit_code = 130
+
+
+class AssetBusy(WarehouseError):
+    """Another worker is syncing this asset into the same warehouse right now."""
+
+    exit_code = 6

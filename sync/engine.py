@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from amina.errors import AminaError, KoboError, KoboRefused
+from amina.errors import AminaError, KoboError, KoboRefused, SyncInterrupted
 from forms.schema import FormSchema
 from sync.client import MAX_PAGE_SIZE, KoboClient
 from warehouse.store import RegisteredForm, Warehouse, Watermark
@@ -127,6 +127,7 @@ def sync_asset(
     overlap: dt.timedelta = DEFAULT_OVERLAP,
     sweep_every: int = 1,
     max_delete_fraction: float = 0.5,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SyncReport:
     """Pull what is new on KoBo for one asset into the warehouse, then (every `sweep_every` syncs;
     0 = never) sweep for edits, reviews and deletions. Raises AminaError on failure, after recording
@@ -135,6 +136,9 @@ def sync_asset(
     `max_delete_fraction`: a sweep that would mark more than this share of the stored submissions
     deleted stops instead (a server that suddenly answers with nothing is more likely than a
     programme deleting half its data); pass 1.0 to accept it.
+
+    `should_stop` is asked after each page is stored; when it answers True the run ends there
+    (status "interrupted"), with everything stored so far kept and the watermark on it.
     """
     report = SyncReport(asset_uid=asset_uid)
     started = time.monotonic()
@@ -165,10 +169,16 @@ def sync_asset(
                 progress(report.fetched, max(report.to_fetch, report.fetched))
             if not page.next:
                 break
+            if should_stop and should_stop():
+                raise SyncInterrupted(f"sync of {asset_uid} stopped on request after {report.fetched:,} "
+                                      "submissions; the next run resumes from there")
         if warehouse.sweep_due(asset_uid, sweep_every):
             sweep(client, warehouse, form, report, page_size=page_size, max_delete_fraction=max_delete_fraction)
         warehouse.record_sync(asset_uid, swept=report.swept)
         report.status = "ok"
+    except SyncInterrupted as exc:
+        report.status, report.error = "interrupted", str(exc)
+        raise
     except AminaError as exc:
         report.status, report.error = "failed", str(exc)
         raise

@@ -8,10 +8,12 @@ them, in a single transaction, so a crash at any instant loses at most the page 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from amina.errors import WarehouseError
+from amina.errors import AssetBusy, WarehouseError
 from forms.schema import FormSchema, Kind
 from warehouse import bookkeeping as bk
 from warehouse.flatten import FlatPage, Flattener
@@ -29,6 +31,9 @@ from warehouse.tables import GEO_PARTS, FormTables
 from warehouse.views import create_views
 
 log = logging.getLogger(__name__)
+
+
+_local_locks: dict[str, threading.Lock] = {}
 
 
 def utcnow() -> dt.datetime:
@@ -363,6 +368,38 @@ class Warehouse:
         updated = conn.execute(bk.sync_state.update().where(bk.sync_state.c.asset_uid == asset_uid).values(**values))
         if updated.rowcount == 0:
             conn.execute(bk.sync_state.insert().values(asset_uid=asset_uid, **values))
+
+    # -- one worker per asset ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def asset_lock(self, asset_uid: str) -> Iterator[None]:
+        """Hold the asset for one sync. On PostgreSQL a session advisory lock keyed by the asset, so
+        workers on several machines never sync one asset at once (released even if a worker dies);
+        on SQLite, a lock within this process (SQLite warehouses are single-worker)."""
+        if self.engine.dialect.name != "postgresql":
+            lock = _local_locks.setdefault(asset_uid, threading.Lock())
+            if not lock.acquire(blocking=False):
+                raise AssetBusy(f"asset {asset_uid} is already being synced by this process")
+            try:
+                yield
+            finally:
+                lock.release()
+            return
+        key = int.from_bytes(hashlib.sha1(f"amina-sync:{asset_uid}".encode()).digest()[:8], "big", signed=True)
+        conn = self._guard(self.engine.connect, "connect")
+        try:
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
+            conn.commit()
+            if not got:
+                raise AssetBusy(f"asset {asset_uid} is being synced by another worker into {self.safe_url}; "
+                                "this run skips it")
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+        finally:
+            conn.close()
 
     # -- runs -----------------------------------------------------------------------------------
 

@@ -1,0 +1,221 @@
+"""amina.toml: which KoBo servers and assets to sync, when, and into which warehouse.
+
+The file names the environment variable that holds each server's token, never the token itself.
+`load_config` checks every key and says exactly which one is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amina.errors import ConfigError
+
+DEFAULT_PATH = Path("amina.toml")
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UID = re.compile(r"^a[0-9A-Za-z]{10,40}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Either every N seconds, or a crontab expression (minute hour day month weekday, UTC)."""
+
+    every_seconds: float | None = None
+    cron: str | None = None
+
+    def describe(self) -> str:
+        return f"cron '{self.cron}'" if self.cron else f"every {self.every_seconds:g} s"
+
+    def expected_gap_seconds(self) -> float:
+        """How long between two runs at most, to judge staleness (cron: a day, to stay conservative)."""
+        return self.every_seconds if self.every_seconds else 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    name: str
+    url: str
+    token_env: str
+
+    def token(self) -> str:
+        value = os.environ.get(self.token_env, "").strip()
+        if not value:
+            raise ConfigError(f"server '{self.name}': the environment variable {self.token_env} is empty or not "
+                              f"set: export {self.token_env}=<KoBo API token for {self.url}>")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class AssetConfig:
+    server: str
+    uid: str  # "all" = every deployed survey the token can see
+    schedule: Schedule
+    sensitive: tuple[str, ...] = ()
+
+    @property
+    def job_id(self) -> str:
+        return f"sync:{self.server}:{self.uid}"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    page_size: int = 1000
+    overlap_minutes: float = 5.0
+    sweep_every: int = 1
+    max_delete_fraction: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentPolicy:
+    mode: str = "metadata"  # "metadata": record attachments; "download": also fetch the files
+    directory: Path = Path("attachments")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path | None
+    warehouse_url: str
+    servers: dict[str, ServerConfig]
+    assets: tuple[AssetConfig, ...]
+    sync: SyncOptions = field(default_factory=SyncOptions)
+    attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
+    misfire_grace_seconds: int = 300
+
+
+def parse_schedule(value: Any, where: str) -> Schedule:
+    if not isinstance(value, dict) or set(value) - {"every", "cron"} or len(value) != 1:
+        raise ConfigError(f"{where}: give exactly one of every = \"15m\" or cron = \"*/30 * * * *\"")
+    if "every" in value:
+        found = _INTERVAL.match(str(value["every"]))
+        if not found:
+            raise ConfigError(f"{where}.every: '{value['every']}' is not an interval like \"90s\", \"15m\", \"6h\" "
+                              "or \"1d\"")
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+        if seconds <= 0:
+            raise ConfigError(f"{where}.every: must be more than 0")
+        return Schedule(every_seconds=seconds)
+    cron = str(value["cron"]).strip()
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(cron, timezone="UTC")
+    except ValueError as exc:
+        raise ConfigError(f"{where}.cron: '{cron}' is not a crontab expression ({exc})") from exc
+    return Schedule(cron=cron)
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ConfigError(f"{where}: unknown key '{extra[0]}' (known: {', '.join(sorted(allowed))})")
+
+
+def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
+    name = path.name if path else "config"
+    _unknown(data, {"warehouse", "servers", "assets", "sync", "attachments", "scheduler"}, name)
+    warehouse = _table(data, "warehouse", name)
+    _unknown(warehouse, {"url"}, f"{name}: [warehouse]")
+    url = str(warehouse.get("url", "amina.db"))
+
+    servers: dict[str, ServerConfig] = {}
+    for server_name, s in _table(data, "servers", name).items():
+        where = f"{name}: [servers.{server_name}]"
+        if not isinstance(s, dict):
+            raise ConfigError(f"{where} must be a table with url and token_env")
+        if "token" in s:
+            raise ConfigError(f"{where}: a token must not be written in the config file; put it in an environment "
+                              "variable and name that variable in token_env")
+        _unknown(s, {"url", "token_env"}, where)
+        server_url = str(s.get("url", ""))
+        if not server_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: '{server_url}' is not a server URL like https://kf.kobotoolbox.org")
+        token_env = str(s.get("token_env", "KOBO_TOKEN"))
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", token_env):
+            raise ConfigError(f"{where}.token_env: '{token_env}' is not an environment variable name")
+        servers[server_name] = ServerConfig(server_name, server_url.rstrip("/"), token_env)
+    if not servers:
+        raise ConfigError(f"{name}: no [servers.NAME] table: name at least one KoBo server")
+
+    raw_assets = data.get("assets", [])
+    if not isinstance(raw_assets, list) or not raw_assets:
+        raise ConfigError(f"{name}: no [[assets]]: list the forms to sync (uid = \"a…\" or uid = \"all\")")
+    assets = []
+    for index, a in enumerate(raw_assets):
+        where = f"{name}: assets[{index}]"
+        if not isinstance(a, dict):
+            raise ConfigError(f"{where} must be a table")
+        _unknown(a, {"server", "uid", "schedule", "sensitive"}, where)
+        server = str(a.get("server", next(iter(servers)) if len(servers) == 1 else ""))
+        if server not in servers:
+            raise ConfigError(f"{where}.server: '{server}' is not one of the servers ({', '.join(servers)})")
+        uid = str(a.get("uid", ""))
+        if uid != "all" and not _UID.match(uid):
+            raise ConfigError(f"{where}.uid: '{uid}' is not a KoBo asset uid (like aX7Yk3mQ9pLrT2vB8cN4dW) or \"all\"")
+        schedule = parse_schedule(a.get("schedule", {"every": "1h"}), f"{where}.schedule")
+        sensitive = a.get("sensitive", [])
+        if not isinstance(sensitive, list) or not all(isinstance(x, str) for x in sensitive):
+            raise ConfigError(f"{where}.sensitive: must be a list of question paths, e.g. [\"profile/name\"]")
+        assets.append(AssetConfig(server=server, uid=uid, schedule=schedule, sensitive=tuple(sensitive)))
+    ids = [a.job_id for a in assets]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate:
+        raise ConfigError(f"{name}: asset {duplicate.split(':', 2)[2]} of server {duplicate.split(':')[1]} "
+                          "is listed twice")
+
+    sync = _table(data, "sync", name)
+    _unknown(sync, {"page_size", "overlap_minutes", "sweep_every", "max_delete_fraction"}, f"{name}: [sync]")
+    for key, value in sync.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name}: [sync].{key}: '{value}' must be a number")
+    options = SyncOptions(**sync)
+    if not (1 <= options.page_size <= 30000):
+        raise ConfigError(f"{name}: [sync].page_size must be between 1 and 30000 (KoBo serves at most 1000)")
+    if not (0 <= options.max_delete_fraction <= 1):
+        raise ConfigError(f"{name}: [sync].max_delete_fraction must be between 0 and 1")
+
+    att = _table(data, "attachments", name)
+    _unknown(att, {"mode", "directory"}, f"{name}: [attachments]")
+    mode = str(att.get("mode", "metadata"))
+    if mode not in ("metadata", "download"):
+        raise ConfigError(f"{name}: [attachments].mode: '{mode}' must be \"metadata\" or \"download\"")
+    policy = AttachmentPolicy(mode=mode, directory=Path(str(att.get("directory", "attachments"))))
+
+    sched = _table(data, "scheduler", name)
+    _unknown(sched, {"misfire_grace_seconds"}, f"{name}: [scheduler]")
+    return Config(path=path, warehouse_url=url, servers=servers, assets=tuple(assets), sync=options,
+                  attachments=policy, misfire_grace_seconds=int(sched.get("misfire_grace_seconds", 300)))
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("AMINA_CONFIG")
+    return Path(env) if env else DEFAULT_PATH
+
+
+def load_config(explicit: str | Path | None = None) -> Config:
+    path = config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {path}: copy amina.example.toml to {path} and edit it "
+                          "(or pass --config / set AMINA_CONFIG)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: not valid TOML: {exc}") from exc
+    return parse_config(data, path)

@@ -1,0 +1,66 @@
+"""Running the syncs a config file asks for: one asset (or every deployed survey of a server).
+
+Used by `amina sync --config` and by the scheduler's jobs, so both behave the same: the asset is
+held (one worker at a time), and each asset's outcome is logged in one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+
+from amina.config import AssetConfig, Config
+from amina.errors import AminaError, AssetBusy
+from sync.client import KoboClient
+from sync.engine import Progress, SyncReport, sync_asset
+from warehouse.store import Warehouse
+
+log = logging.getLogger(__name__)
+
+STOP = threading.Event()  # set by the scheduler on SIGTERM/SIGINT; running syncs stop after their page
+DEPLOYED_SURVEYS = "asset_type:survey AND _deployment_status:deployed"
+
+
+def asset_uids(client: KoboClient, asset: AssetConfig) -> list[str]:
+    if asset.uid != "all":
+        return [asset.uid]
+    return [a["uid"] for a in client.iter_assets(DEPLOYED_SURVEYS)]
+
+
+def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *,
+                     should_stop: Callable[[], bool] | None = None,
+                     progress: Callable[[str], Progress | None] | None = None) -> list[SyncReport | AminaError]:
+    """Sync what one [[assets]] entry names; one failing asset does not stop the others.
+
+    Returns, per asset, its report or the error that ended it (AssetBusy: skipped, another worker
+    holds it)."""
+    server = config.servers[asset.server]
+    client = KoboClient(server.url, server.token(), token_source=f"the token in {server.token_env}")
+    outcomes: list[SyncReport | AminaError] = []
+    try:
+        for uid in asset_uids(client, asset):
+            if should_stop and should_stop():
+                break
+            try:
+                with warehouse.asset_lock(uid):
+                    report = sync_asset(
+                        client, warehouse, uid, page_size=config.sync.page_size,
+                        overlap=dt.timedelta(minutes=config.sync.overlap_minutes),
+                        sweep_every=config.sync.sweep_every, max_delete_fraction=config.sync.max_delete_fraction,
+                        sensitive=asset.sensitive, should_stop=should_stop,
+                        progress=progress(uid) if progress else None)
+                outcomes.append(report)
+                log.info("synced %s from %s: %d new, %d updated, %d deleted, %d bad values in %.1f s",
+                         uid, server.name, report.inserted, report.updated, report.deleted, report.bad_values,
+                         report.seconds)
+            except AssetBusy as exc:
+                outcomes.append(exc)
+                log.info("skipped %s: %s", uid, exc)
+            except AminaError as exc:
+                outcomes.append(exc)
+                log.error("sync of %s from %s failed: %s", uid, server.name, exc)
+    finally:
+        client.close()
+    return outcomes
