@@ -29,12 +29,45 @@ err = Console(stderr=True)
 _state = {"debug": False}
 
 
+config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+CONFIG_HELP = "Config file (default: $AMINA_CONFIG or ./amina.toml)."
+
+
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-          verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step.")) -> None:
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step."),
+          log_format: str = typer.Option("text", "--log-format", help="text, or json for log shippers.")) -> None:
+    from amina.logs import configure
+
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"--log-format: '{log_format}' must be text or json")
     _state["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure(level, log_format, _token_env_names())
+
+
+def _token_env_names() -> list[str]:
+    """Every environment variable that may hold a token, so logs can scrub their values."""
+    names = {"KOBO_TOKEN"}
+    names.update(a.split("=", 1)[1] for a in sys.argv if a.startswith("--token-env="))
+    names.update(sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--token-env")
+    try:
+        from amina.config import load_config
+
+        names.update(s.token_env for s in load_config(_config_arg()).servers.values())
+    except (AminaError, OSError):
+        pass
+    return sorted(names)
+
+
+def _config_arg() -> str | None:
+    for i, a in enumerate(sys.argv):
+        if a == "--config" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+    return None
 
 
 # -- forms --------------------------------------------------------------------------------------
@@ -73,7 +106,7 @@ def _progress() -> Progress:
 
 @app.command()
 def sync(
-    server: str = typer.Option(..., "--server", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
+    server: str = typer.Option(None, "--server", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
     assets: list[str] = typer.Option(None, "--asset", help="Asset uid to sync (repeatable)."),
     all_deployed: bool = typer.Option(False, "--all", help="Sync every deployed survey the token can see."),
     token_env: str = typer.Option("KOBO_TOKEN", "--token-env", help="Environment variable holding the token."),
@@ -85,11 +118,19 @@ def sync(
                                     help="Look for edits, reviews and deletions every N syncs (0: never)."),
     max_delete_fraction: float = typer.Option(0.5, "--max-delete-fraction", min=0, max=1,
                                               help="Stop if a sweep would mark more than this share deleted."),
+    config: str = typer.Option(None, "--config", help="Sync every asset of this config file instead of flags."),
 ) -> None:
-    """Pull new submissions from KoBo into the warehouse (the first run loads everything)."""
+    """Pull new submissions from KoBo into the warehouse (the first run loads everything).
+
+    Either name a server and assets with flags, or give a config file (--config, $AMINA_CONFIG, or
+    ./amina.toml when no --server is given)."""
     from sync.client import KoboClient
     from warehouse.store import Warehouse
 
+    if server is None:
+        if sync_from_config(config):
+            raise typer.Exit(code=4)
+        return
     if not assets and not all_deployed:
         raise ConfigError("say which forms to sync: --asset UID (repeatable) or --all")
     client = KoboClient(server, _token(token_env), token_source=f"the token in {token_env}")
@@ -105,6 +146,33 @@ def sync(
     failures = run_syncs(client, warehouse, uids, **options)
     if failures:
         raise typer.Exit(code=4)
+
+
+def sync_from_config(path: str | None) -> int:
+    """Sync every [[assets]] entry of the config; return how many assets failed."""
+    from amina.config import load_config
+    from sync.jobs import run_asset_config
+    from warehouse.store import Warehouse
+
+    cfg = load_config(path)
+    warehouse = Warehouse(cfg.warehouse_url)
+    reports, failures = [], 0
+    with _progress() as bar:
+        def progress(uid: str):  # type: ignore[no-untyped-def]
+            task = bar.add_task(f"sync {uid}", total=None)
+            return lambda done, total: bar.update(task, completed=done, total=total)
+
+        for asset in cfg.assets:
+            for outcome in run_asset_config(cfg, asset, warehouse, progress=progress):
+                if isinstance(outcome, AminaError):
+                    failures += 1
+                    err.print(f"[red]error[/] {outcome}", highlight=False)
+                else:
+                    reports.append(outcome)
+    if reports:
+        print_reports(reports)
+    warehouse.dispose()
+    return failures
 
 
 def run_syncs(client, warehouse, uids: list[str], **options) -> int:  # type: ignore[no-untyped-def]
@@ -156,6 +224,107 @@ def print_counts(counts: list[tuple[str, str, int]]) -> None:
     table.add_column("rows", justify="right")
     for uid, name, rows in counts:
         table.add_row(uid, name, f"{rows:,}")
+    out.print(table)
+
+
+@config_app.command("check")
+def config_check(config: str = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
+    """Validate the config file and say exactly which key is wrong."""
+    from amina.config import load_config
+
+    cfg = load_config(config)
+    out.print(f"[green]ok[/] {cfg.path}: warehouse {cfg.warehouse_url}, {len(cfg.servers)} server(s), "
+              f"{len(cfg.assets)} asset entr{'y' if len(cfg.assets) == 1 else 'ies'}")
+    for a in cfg.assets:
+        s = cfg.servers[a.server]
+        token = "set" if os.environ.get(s.token_env, "").strip() else "[yellow]NOT SET[/]"
+        out.print(f"  {a.uid} on {s.url} ({a.schedule.describe()}); token in {s.token_env}: {token}")
+
+
+@app.command()
+def schedule(config: str = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
+    """Run the syncs of the config file on their schedules, in the foreground, until Ctrl-C/SIGTERM."""
+    import scheduler
+    from amina.config import load_config
+
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger().setLevel(logging.INFO)
+    raise typer.Exit(code=scheduler.serve(load_config(config)))
+
+
+@app.command()
+def status(
+    config: str = typer.Option(None, "--config", help=CONFIG_HELP),
+    db: str = typer.Option(None, "--db", help="Warehouse to report on (default: the config's)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document, for machines."),
+    offline: bool = typer.Option(False, "--offline", help="Do not ask KoBo how many submissions it has."),
+    stale_hours: float = typer.Option(24.0, "--stale-after", help="Hours without a successful sync that make an "
+                                      "asset stale, when the config gives it no schedule."),
+) -> None:
+    """Per asset: last successful sync, newest submission, rows, server vs warehouse, last error.
+
+    Exit status 7 when an asset is failing or stale, so cron or monitoring can alert."""
+    import json
+
+    from amina.config import load_config
+    from warehouse.status import asset_statuses, judge_staleness
+    from warehouse.store import Warehouse
+
+    cfg = load_config(config) if (config or db is None) else None
+    warehouse = Warehouse(db or cfg.warehouse_url)  # type: ignore[union-attr]
+    statuses = asset_statuses(warehouse)
+    max_age: dict[str, float] = {}
+    if cfg:
+        for a in cfg.assets:
+            for st in statuses:
+                if a.uid in (st.asset_uid, "all") and cfg.servers[a.server].url == st.server_url:
+                    max_age[st.asset_uid] = 2 * a.schedule.expected_gap_seconds() + cfg.misfire_grace_seconds
+    judge_staleness(statuses, max_age, stale_hours * 3600)
+    if not offline:
+        _server_counts(statuses, cfg)
+    if as_json:
+        out.print_json(json.dumps([s.as_json() for s in statuses]))
+    else:
+        _print_status(statuses)
+    if any(s.failing or s.stale for s in statuses):
+        raise typer.Exit(code=7)
+
+
+def _server_counts(statuses, cfg) -> None:  # type: ignore[no-untyped-def]
+    from sync.client import KoboClient, RetryPolicy
+
+    for st in statuses:
+        server = next((s for s in cfg.servers.values() if s.url == st.server_url), None) if cfg else None
+        token = os.environ.get(server.token_env if server else "KOBO_TOKEN", "").strip()
+        if not token:
+            continue
+        try:
+            client = KoboClient(st.server_url, token, retry=RetryPolicy(attempts=2), timeout=(5, 20))
+            st.server_submissions = client.asset(st.asset_uid).get("deployment__submission_count")
+            client.close()
+        except AminaError as exc:
+            logging.getLogger(__name__).warning("could not ask %s about %s: %s", st.server_url, st.asset_uid, exc)
+
+
+def _print_status(statuses) -> None:  # type: ignore[no-untyped-def]
+    from warehouse.store import utcnow
+
+    def ago(t: dt.datetime | None) -> str:
+        if t is None:
+            return "never"
+        minutes = (utcnow() - t).total_seconds() / 60
+        return f"{minutes:.0f} min ago" if minutes < 120 else f"{minutes / 60:.1f} h ago"
+
+    table = Table(title="assets", title_justify="left")
+    for col in ("form", "asset", "last success", "newest submission", "stored", "on server", "deleted", "state",
+                "last error"):
+        table.add_column(col)
+    for s in statuses:
+        state = "[red]failing[/]" if s.failing else "[yellow]stale[/]" if s.stale else "[green]ok[/]"
+        error = f"run {s.last_error_run_id}: {s.last_error}" if s.last_error else ""
+        table.add_row(s.name, s.asset_uid, ago(s.last_success_at), ago(s.newest_submission_at),
+                      f"{s.submissions:,}", "?" if s.server_submissions is None else f"{s.server_submissions:,}",
+                      f"{s.deleted:,}", state, error[:80])
     out.print(table)
 
 

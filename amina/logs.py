@@ -1,0 +1,56 @@
+"""Logging set-up for the CLI and the scheduler (libraries only ever call logging.getLogger).
+
+Plain lines for people, `--log-format json` (one JSON object a line) for log shippers. A filter
+scrubs anything that looks like a KoBo token, and the values of the token environment variables,
+from every record, as a last line of defence: amina never logs them on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable
+
+_TOKEN_SHAPES = re.compile(r"(Token\s+)\S+|\b[0-9a-f]{40}\b", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    def __init__(self, secret_env_names: Iterable[str] = ("KOBO_TOKEN",)):
+        super().__init__()
+        self.secrets = [v for name in secret_env_names if len(v := os.environ.get(name, "").strip()) >= 8]
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return _TOKEN_SHAPES.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else "[redacted]", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.scrub(record.getMessage())
+        record.args = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: int, fmt: str = "text", secret_env_names: Iterable[str] = ("KOBO_TOKEN",)) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactSecrets(secret_env_names))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("urllib3", "apscheduler.executors", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
