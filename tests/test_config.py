@@ -50,7 +50,7 @@ def test_each_mistake_names_its_key(data, message):
 
 
 def test_missing_file_says_what_to_do(tmp_path):
-    with pytest.raises(ConfigError, match="copy amina.example.toml"):
+    with pytest.raises(ConfigError, match=r"copy amina\.example\.toml"):
         load_config(tmp_path / "amina.toml")
 
 
