@@ -42,6 +42,7 @@ def _trigger(asset: AssetConfig) -> CronTrigger | IntervalTrigger:
 def run_job(config_path: str, job_id: str) -> str:
     """One scheduled run. Reads the config afresh, so edited sync options apply from the next run."""
     from sync.jobs import run_asset_config
+    from warehouse.protect import pseudonymizer_from_env
     from warehouse.store import Warehouse
 
     log.info("job %s: starting", job_id)
@@ -51,7 +52,7 @@ def run_job(config_path: str, job_id: str) -> str:
         if asset is None:
             log.warning("job %s: no longer in %s; nothing to do", job_id, config_path)
             return "gone"
-        warehouse = Warehouse(config.warehouse_url)
+        warehouse = Warehouse(config.warehouse_url, pseudonymizer=pseudonymizer_from_env())
         try:
             outcomes = run_asset_config(config, asset, warehouse, should_stop=_stop.is_set)
         finally:

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from rich.table import Table
 
 from amina.errors import AminaError, ConfigError
+from warehouse.protect import KEY_ENV, pseudonymizer_from_env
 
 app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -49,7 +50,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
 
 def _token_env_names() -> list[str]:
     """Every environment variable that may hold a token, so logs can scrub their values."""
-    names = {"KOBO_TOKEN"}
+    names = {"KOBO_TOKEN", KEY_ENV}
     names.update(a.split("=", 1)[1] for a in sys.argv if a.startswith("--token-env="))
     names.update(sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--token-env")
     try:
@@ -134,7 +135,7 @@ def sync(
     if not assets and not all_deployed:
         raise ConfigError("say which forms to sync: --asset UID (repeatable) or --all")
     client = KoboClient(server, _token(token_env), token_source=f"the token in {token_env}")
-    warehouse = Warehouse(db)
+    warehouse = Warehouse(db, pseudonymizer=pseudonymizer_from_env())
     uids = list(assets or [])
     if all_deployed:
         uids += [a["uid"] for a in client.iter_assets("asset_type:survey AND _deployment_status:deployed")
@@ -155,7 +156,7 @@ def sync_from_config(path: str | None) -> int:
     from warehouse.store import Warehouse
 
     cfg = load_config(path)
-    warehouse = Warehouse(cfg.warehouse_url)
+    warehouse = Warehouse(cfg.warehouse_url, pseudonymizer=pseudonymizer_from_env())
     reports, failures = [], 0
     with _progress() as bar:
         def progress(uid: str):  # type: ignore[no-untyped-def]

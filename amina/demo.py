@@ -9,6 +9,7 @@ the fake server directly (on a real server they arrive from tablets).
 from __future__ import annotations
 
 import contextlib
+import secrets
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -83,6 +84,7 @@ def _reset_demo_db(db: Path) -> None:
 def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
              progress: Callable[[], Progress]) -> None:
     from amina.cli import print_counts, print_reports
+    from warehouse.protect import Pseudonymizer
     from warehouse.store import Warehouse
 
     _reset_demo_db(db)
@@ -94,7 +96,8 @@ def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
             console.print(f"  published [bold]{f.name}[/] as asset {f.asset_uid} with {f.submissions:,} submissions")
         t_ready = time.monotonic()
         client = KoboClient(server.base_url, server.token, token_source="the demo token")
-        warehouse = Warehouse(str(db))
+        # a throw-away key: the demo warehouse is throw-away too (a real one keeps its key for good)
+        warehouse = Warehouse(str(db), pseudonymizer=Pseudonymizer(secrets.token_hex(32)))
         console.print(f"\n[bold]first sync[/] into {db} (everything is new)")
         reports = _sync_all(client, warehouse, forms, progress)
         t_first = time.monotonic()

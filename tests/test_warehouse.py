@@ -9,12 +9,16 @@ import sqlalchemy as sa
 
 from tests.conftest import household_submission
 from warehouse import bookkeeping as bk
+from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse, Watermark
+
+
+KEY = "test-pseudonym-key-0123456789"
 
 
 @pytest.fixture()
 def warehouse(warehouse_url):
-    wh = Warehouse(warehouse_url)
+    wh = Warehouse(warehouse_url, pseudonymizer=Pseudonymizer(KEY))
     yield wh
     wh.dispose()
 
@@ -26,8 +30,10 @@ def form(warehouse, household_schema, household_content):
 
 
 def rows(warehouse, table, order="1"):
+    schema = {"restricted_values": "restricted", "submissions_raw": "restricted"}.get(table)
+    name = f'"{schema}"."{table}"' if schema and warehouse.has_schemas else f'"{table}"'
     with warehouse.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.text(f'SELECT * FROM "{table}" ORDER BY {order}'))]
+        return [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name} ORDER BY {order}"))]
 
 
 def test_one_submission_fills_every_table(warehouse, form):
@@ -35,14 +41,14 @@ def test_one_submission_fills_every_table(warehouse, form):
     assert (result.inserted, result.updated, result.bad_values) == (1, 0, 0)
     [root] = rows(warehouse, "household")
     assert root["_id"] == 7 and root["hh_size"] == 2 and root["income"] == 350.5
-    assert root["hh_head_name"] == "أمينة يوسف"
-    assert (root["location_latitude"], root["location_longitude"], root["location_precision"]) == (36.19, 44.01, 5.0)
+    assert root["hh_head_name"] == Pseudonymizer(KEY).pseudonym("أمينة يوسف")  # personal data: a pseudonym
+    assert (root["location_latitude"], root["location_longitude"], root["location_precision"]) == (36.2, 44.0, None)
     assert str(root["visit_date"]) == "2026-03-10"
     assert str(root["start"]) == "2026-03-10 06:12:45.123000"  # UTC
     assert root["_root_uuid"] == "00000000-0000-4000-8000-000000000007"
     members = rows(warehouse, "household__members", "_row_id")
-    assert [(m["_row_id"], m["_position"], m["member_name"], m["member_age"]) for m in members] == [
-        ("1", 1, "Amina", 34), ("2", 2, "Omar", 6)]
+    assert [(m["_row_id"], m["_position"], m["member_age"]) for m in members] == [("1", 1, 34), ("2", 2, 6)]
+    assert members[0]["member_name"] == Pseudonymizer(KEY).pseudonym("amina ")  # normalized: case, spaces
     visits = rows(warehouse, "household__visits", "_row_id")
     assert [(v["_row_id"], v["_parent_row_id"], v["vaccinated"]) for v in visits] == [
         ("1.1", "1", "yes"), ("1.2", "1", None)]
@@ -71,16 +77,16 @@ def test_bad_values_are_kept_raw_and_counted(warehouse, form):
     bad = household_submission(3)
     bad["household/hh_size"] = "three"
     bad["household/visit_date"] = "10/03/2026"
-    bad["household/location"] = "north of the river"
+    bad["household/income"] = "a lot"
     bad["not_in_form"] = "x"
     bad["household/members"] = "oops"
     result = warehouse.load_page(form, [bad], None)
     assert result.inserted == 1 and result.bad_values == 5
     [root] = rows(warehouse, "household")
-    assert root["hh_size"] is None and root["visit_date"] is None and root["location_latitude"] is None
+    assert root["hh_size"] is None and root["visit_date"] is None and root["income"] is None
     assert "hh_size" in root["_issues"] and "not_in_form" in root["_issues"]
     [raw] = rows(warehouse, "submissions_raw")
-    assert '"three"' in raw["json"] and "north of the river" in raw["json"]
+    assert '"three"' in raw["json"] and "a lot" in raw["json"]
 
 
 def test_missing_group_and_empty_answers_are_null(warehouse, form):
@@ -191,3 +197,41 @@ def test_manifest_ranges_and_validation_timestamps(warehouse, form):
     assert sorted(m) == [2, 3, 4]
     assert m[3][1:] == ("validation_status_on_hold", 1741700000)
     assert m[2][1:] == (None, None)
+
+
+def test_personal_data_never_reaches_the_form_tables(warehouse, form):
+    warehouse.load_page(form, [household_submission(1)], None)
+    with warehouse.engine.connect() as conn:
+        for _, table, _n in warehouse.row_counts():
+            dump = str([tuple(r) for r in conn.execute(sa.text(f'SELECT * FROM "{table}"'))])
+            for secret in ("أمينة يوسف", "Amina", "36.19", "44.01"):
+                assert secret not in dump, (table, secret)
+    restricted = {(r["path"], r["row_id"]): r["value"] for r in rows(warehouse, "restricted_values")}
+    assert restricted == {("household/hh_head_name", ""): "أمينة يوسف",
+                          ("household/location", ""): "36.19 44.01 410.0 5.0",
+                          ("household/members/member_name", "1"): "Amina",
+                          ("household/members/member_name", "2"): "Omar"}
+
+
+def test_pseudonyms_link_the_same_person_and_depend_on_the_key():
+    a, b = Pseudonymizer(KEY), Pseudonymizer("another-key-0123456789")
+    assert a.pseudonym("Ali  Hassan") == a.pseudonym("ali hassan") != a.pseudonym("Ali Hasan")
+    assert a.pseudonym("Ali Hassan") != b.pseudonym("Ali Hassan")
+    assert KEY not in repr(a)
+
+
+def test_a_form_with_personal_data_needs_a_key(warehouse_url, household_schema, household_content):
+    from amina.errors import ConfigError
+
+    wh = Warehouse(warehouse_url)
+    with pytest.raises(ConfigError, match="AMINA_PSEUDONYM_KEY"):
+        wh.register_form(asset_uid="aHouse", server_url="http://kobo.test", name="Household survey",
+                         schema=household_schema, version_uid="v1", content=household_content)
+    wh.dispose()
+
+
+def test_an_edit_replaces_restricted_values(warehouse, form):
+    warehouse.load_page(form, [household_submission(1)], None)
+    warehouse.load_page(form, [household_submission(1, _uuid="e", **{"household/hh_head_name": "Layla"})], None)
+    values = {r["value"] for r in rows(warehouse, "restricted_values") if r["path"] == "household/hh_head_name"}
+    assert values == {"Layla"}

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+# On PostgreSQL these schemas separate what analysts may read from what they may not; on SQLite
+# (which has no schemas) the engine maps them to the main database.
+RESTRICTED_SCHEMA = "restricted"
+ANALYST_SCHEMA = "analyst"
+
 metadata = sa.MetaData()
 
 forms = sa.Table(
@@ -81,6 +86,19 @@ submissions_raw = sa.Table(
     sa.Column("digest", sa.Text, nullable=False, comment="sha1 of the JSON: tells an unchanged re-fetch"),
     sa.Column("json", sa.Text, nullable=False, comment="the submission exactly as KoBo sent it"),
     sa.Column("fetched_at", sa.DateTime, nullable=False),
+    schema=RESTRICTED_SCHEMA,
+    quote=True,
+)
+
+restricted_values = sa.Table(
+    "restricted_values", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("submission_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("row_id", sa.Text, primary_key=True, comment="'' for the submission, else the repeat's _row_id"),
+    sa.Column("path", sa.Text, primary_key=True, comment="the question's KoBo key"),
+    sa.Column("value", sa.Text, nullable=False, comment="the answer to a question marked sensitive"),
+    schema=RESTRICTED_SCHEMA,
     quote=True,
 )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forms.schema import Field, Kind
+from warehouse.protect import COARSE_DIGITS, Pseudonymizer
 from warehouse.tables import FormTables, TablePlan
 
 Converter = Callable[[str], Any]
@@ -79,6 +80,9 @@ class FlatPage:
         self.rows.setdefault(table, []).append(row)
 
 
+RESTRICTED = "restricted_values"  # key in FlatPage.rows for the values of sensitive questions
+
+
 @dataclass(frozen=True, slots=True)
 class _Step:
     key: str
@@ -86,6 +90,7 @@ class _Step:
     columns: tuple[str, ...]
     convert: Converter | None  # None for a geopoint
     bridge: str | None
+    sensitive: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +103,14 @@ class _CompiledTable:
 
 
 class Flattener:
-    """Turns KoBo submission dicts into rows; one instance per form version."""
+    """Turns KoBo submission dicts into rows; one instance per form version.
 
-    def __init__(self, tables: FormTables):
+    Answers to sensitive questions go to `restricted_values`; their columns get the pseudonym (or,
+    for a geopoint, coordinates rounded to 0.1°), or NULL when no pseudonymizer is given."""
+
+    def __init__(self, tables: FormTables, pseudonymizer: Pseudonymizer | None = None):
         self.tables = tables
+        self.pseudonymizer = pseudonymizer
         self._compiled = {path: self._compile(plan) for path, plan in tables.plans.items()}
 
     def _compile(self, plan: TablePlan) -> _CompiledTable:
@@ -109,7 +118,7 @@ class Flattener:
         steps = tuple(
             _Step(key=cp.field.path, field=cp.field, columns=cp.columns,
                   convert=None if cp.field.kind is Kind.GEOPOINT else _CONVERTERS[cp.field.kind],
-                  bridge=bridges.get(cp.field.path))
+                  bridge=bridges.get(cp.field.path), sensitive=cp.field.sensitive)
             for cp in plan.columns
         )
         level = plan.repeat.path if plan.repeat else None
@@ -145,6 +154,9 @@ class Flattener:
                     row[col] = None
                 continue
             text = str(raw)
+            if step.sensitive:
+                self._protect(page, step, text, row, table.name, sid, row_id, issues)
+                continue
             try:
                 if step.convert is None:
                     values = _geopoint(text)
@@ -181,6 +193,24 @@ class Flattener:
                                              "_parent_row_id": row_id, "_position": position}
                 self._level(page, child, item, child_row, sid, child_id, issues, is_root=False)
                 page.add(child.name, child_row)
+
+
+    def _protect(self, page: FlatPage, step: _Step, text: str, row: dict[str, Any], table: str, sid: int,
+                 row_id: str | None, issues: list[str]) -> None:
+        page.add(RESTRICTED, {"table_name": table, "submission_id": sid, "row_id": row_id or "",
+                              "path": step.key, "value": text})
+        if step.convert is None:  # geopoint: keep only a coarse location
+            try:
+                lat, lon, *_ = _geopoint(text)
+            except (ValueError, IndexError):
+                issues.append(f"{step.key}: not a valid geopoint (kept in restricted_values)")
+                lat = lon = None
+            coarse = (None if lat is None else round(lat, COARSE_DIGITS),
+                      None if lon is None else round(lon, COARSE_DIGITS), None, None)
+            for col, v in zip(step.columns, coarse, strict=True):
+                row[col] = v
+        else:
+            row[step.columns[0]] = self.pseudonymizer.pseudonym(text) if self.pseudonymizer else None
 
 
 def system_values(submission: Mapping[str, Any], issues: list[str]) -> dict[str, Any]:

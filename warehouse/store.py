@@ -25,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from amina.errors import AssetBusy, WarehouseError
 from forms.schema import FormSchema, Kind
 from warehouse import bookkeeping as bk
-from warehouse.flatten import FlatPage, Flattener
+from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.naming import identifier, short_hash
+from warehouse.protect import Pseudonymizer, missing_key_error
 from warehouse.tables import GEO_PARTS, FormTables
 from warehouse.views import create_views
 
@@ -69,15 +70,30 @@ class RegisteredForm:
 
 
 class Warehouse:
-    def __init__(self, target: str, *, echo: bool = False):
+    def __init__(self, target: str, *, echo: bool = False, pseudonymizer: Pseudonymizer | None = None):
         self.url = database_url(target)
+        self.pseudonymizer = pseudonymizer
         try:
-            self.engine = sa.create_engine(self.url, echo=echo)
+            engine = sa.create_engine(self.url, echo=echo)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise WarehouseError(f"cannot open the warehouse {self.safe_url}: {exc}") from exc
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._guard(lambda: bk.metadata.create_all(self.engine), "create the bookkeeping tables")
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            engine = engine.execution_options(
+                schema_translate_map={bk.RESTRICTED_SCHEMA: None, bk.ANALYST_SCHEMA: None})
+        self.engine = engine
+        self._guard(self._create_bookkeeping, "create the bookkeeping tables")
+
+    @property
+    def has_schemas(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def _create_bookkeeping(self) -> None:
+        with self.engine.begin() as conn:
+            if self.has_schemas:
+                for schema in (bk.RESTRICTED_SCHEMA, bk.ANALYST_SCHEMA):
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            bk.metadata.create_all(conn)
 
     @property
     def safe_url(self) -> str:
@@ -117,6 +133,8 @@ class Warehouse:
             else:
                 table_name = existing
         tables = FormTables(schema, table_name)
+        if schema.sensitive_paths and self.pseudonymizer is None:
+            raise missing_key_error(name, list(schema.sensitive_paths))
         self._create_or_extend(tables)
         with self.engine.begin() as conn:
             values = {"server_url": server_url, "name": name, "form_id": schema.form_id,
@@ -136,7 +154,7 @@ class Warehouse:
                         content=orjson.dumps(content).decode(), first_seen_at=now))
             self._write_dictionary(conn, asset_uid, tables)
             create_views(conn, tables)
-        return RegisteredForm(asset_uid=asset_uid, tables=tables, flattener=Flattener(tables))
+        return RegisteredForm(asset_uid=asset_uid, tables=tables, flattener=Flattener(tables, self.pseudonymizer))
 
     def _create_or_extend(self, tables: FormTables) -> None:
         """Create missing tables; add columns a newer form version brought. Never drops anything."""
@@ -265,6 +283,10 @@ class Warehouse:
                 rows = page.rows.get(table.name)
                 if rows:
                     conn.execute(table.insert(), rows)
+            secret_rows = page.rows.get(RESTRICTED)
+            if secret_rows:
+                conn.execute(bk.restricted_values.insert(),
+                             [{**r, "asset_uid": form.asset_uid} for r in secret_rows])
             if changed:
                 conn.execute(raw.insert(), [
                     {"asset_uid": form.asset_uid, "submission_id": int(s["_id"]), "uuid": str(s.get("_uuid", "")),
@@ -360,7 +382,8 @@ class Warehouse:
                 key = table.c._id if table is form.tables.root else table.c._submission_id
                 conn.execute(table.delete().where(key.in_(chunk)))
             for t, col in ((bk.submissions_raw, bk.submissions_raw.c.submission_id),
-                           (bk.attachments, bk.attachments.c.submission_id)):
+                           (bk.attachments, bk.attachments.c.submission_id),
+                           (bk.restricted_values, bk.restricted_values.c.submission_id)):
                 conn.execute(t.delete().where(t.c.asset_uid == form.asset_uid, col.in_(chunk)))
 
     def _set_watermark(self, conn: sa.Connection, asset_uid: str, wm: Watermark, now: dt.datetime) -> None:

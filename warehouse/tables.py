@@ -31,11 +31,14 @@ _SQL_TYPES: dict[Kind, type[sa.types.TypeEngine] | sa.types.TypeEngine] = {
 }
 
 
-def sql_type_of(kind: Kind) -> sa.types.TypeEngine:
-    """The SQL type a question's column gets (a geopoint's four columns are each a double)."""
-    if kind is Kind.GEOPOINT:
+def sql_type_of(f: Field) -> sa.types.TypeEngine:
+    """The SQL type a question's column gets (a geopoint's four columns are each a double; a sensitive
+    question's column holds a pseudonym, so it is text whatever the answer's type)."""
+    if f.kind is Kind.GEOPOINT:
         return sa.Double()
-    return _SQL_TYPES[kind]
+    if f.sensitive:
+        return sa.Text()
+    return _SQL_TYPES[f.kind]
 
 
 def root_system_columns() -> list[sa.Column]:
@@ -152,7 +155,7 @@ class FormTables:
                 sa.Column("_position", sa.Integer, nullable=False, comment="1-based position within its parent"),
             ]
         answer_columns = [
-            sa.Column(name, sql_type_of(cp.field.kind), comment=_comment(cp.field, part))
+            sa.Column(name, sql_type_of(cp.field), comment=_comment(cp.field, part))
             for cp in plan.columns
             for name, part in zip(cp.columns, GEO_PARTS if cp.field.kind is Kind.GEOPOINT else (None,),
                                   strict=False)
@@ -200,4 +203,6 @@ class FormTables:
 def _comment(f: Field, part: str | None) -> str:
     label = f.labels.get("en") or next(iter(f.labels.values()), f.name) if f.labels else f.name
     text = f"{f.path}: {label}"
+    if f.sensitive:
+        text += " [personal data: pseudonym" + (", rounded to 0.1°]" if f.kind is Kind.GEOPOINT else "]")
     return f"{text} ({part})" if part else text
