@@ -9,8 +9,8 @@ the fake server directly (on a real server they arrive from tablets).
 from __future__ import annotations
 
 import contextlib
-import secrets
 import datetime as dt
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -12,7 +12,6 @@ from warehouse import bookkeeping as bk
 from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse, Watermark
 
-
 KEY = "test-pseudonym-key-0123456789"
 
 
