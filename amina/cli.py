@@ -228,6 +228,21 @@ def print_counts(counts: list[tuple[str, str, int]]) -> None:
     out.print(table)
 
 
+@app.command()
+def grants(
+    config: str = typer.Option(None, "--config", help=CONFIG_HELP),
+    db: str = typer.Option(None, "--db", help="PostgreSQL warehouse URL (default: the config's)."),
+) -> None:
+    """PostgreSQL: create the amina_analyst role, which can read the analyst schema and nothing else."""
+    from amina.config import load_config
+    from warehouse.store import Warehouse
+
+    url = db or load_config(config).warehouse_url
+    role = Warehouse(url).grant_analyst()
+    out.print(f"[green]ok[/] role {role} can read schema analyst (labelled views, dictionary) and nothing else; "
+              f"give it a password: ALTER ROLE {role} PASSWORD '…'")
+
+
 @config_app.command("check")
 def config_check(config: str = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
     """Validate the config file and say exactly which key is wrong."""

@@ -30,6 +30,8 @@ def form(warehouse, household_schema, household_content):
 
 def rows(warehouse, table, order="1"):
     schema = {"restricted_values": "restricted", "submissions_raw": "restricted"}.get(table)
+    if table.endswith(("_current", "_en", "_ar")):
+        schema = "analyst"
     name = f'"{schema}"."{table}"' if schema and warehouse.has_schemas else f'"{table}"'
     with warehouse.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name} ORDER BY {order}"))]
@@ -234,3 +236,47 @@ def test_an_edit_replaces_restricted_values(warehouse, form):
     warehouse.load_page(form, [household_submission(1, _uuid="e", **{"household/hh_head_name": "Layla"})], None)
     values = {r["value"] for r in rows(warehouse, "restricted_values") if r["path"] == "household/hh_head_name"}
     assert values == {"Layla"}
+
+
+def test_labelled_views_in_each_language(warehouse, form):
+    warehouse.load_page(form, [household_submission(1)], None)
+    [en] = rows(warehouse, "household_en")
+    [ar] = rows(warehouse, "household_ar")
+    assert en["crops"] == "Food, Shelter" and ar["crops"] == "غذاء, مأوى"
+    assert en["hh_size"] == 2 and en["hh_head_name"].startswith("p_")
+    visits = rows(warehouse, "household__visits_ar", "_row_id")
+    assert [v["vaccinated"] for v in visits] == ["نعم", None]
+    members = rows(warehouse, "household__members_en", "_row_id")
+    assert [m["member_needs"] for m in members] == ["Food, Water", None]
+    assert [r["code"] for r in rows(warehouse, "household__crops_current", "_position")] == ["food", "shelter"]
+
+
+def test_analyst_role_reads_the_analyst_schema_and_is_refused_the_rest(postgres_server, household_schema,
+                                                                        household_content):
+    url = postgres_server.create_database("grants")
+    wh = Warehouse(url, pseudonymizer=Pseudonymizer(KEY))
+    form = wh.register_form(asset_uid="aHouse", server_url="http://kobo.test", name="Household survey",
+                            schema=household_schema, version_uid="v1", content=household_content)
+    wh.load_page(form, [household_submission(1)], None)
+    assert wh.grant_analyst() == "amina_analyst"
+    wh.grant_analyst()  # idempotent
+    analyst = sa.create_engine(url.replace("//amina@", "//amina_analyst@"))
+    with analyst.connect() as conn:
+        [row] = conn.execute(sa.text('SELECT * FROM analyst."household_ar"')).mappings().all()
+        assert row["crops"] == "غذاء, مأوى" and row["hh_head_name"].startswith("p_")
+        assert conn.execute(sa.text("SELECT count(*) FROM analyst.fields")).scalar_one() > 0
+    for forbidden in ('public."household"', 'restricted."restricted_values"', 'restricted."submissions_raw"',
+                      'public."sync_state"'):
+        with analyst.connect() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            conn.execute(sa.text(f"SELECT * FROM {forbidden}"))
+    analyst.dispose()
+    wh.dispose()
+
+
+def test_grants_on_sqlite_explain_why_not(warehouse_url):
+    from amina.errors import WarehouseError
+
+    if "://" in warehouse_url:
+        pytest.skip("SQLite only")
+    with pytest.raises(WarehouseError, match="SQLite, which has no roles"):
+        Warehouse(warehouse_url).grant_analyst()

@@ -29,7 +29,7 @@ from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.naming import identifier, short_hash
 from warehouse.protect import Pseudonymizer, missing_key_error
 from warehouse.tables import GEO_PARTS, FormTables
-from warehouse.views import create_views
+from warehouse.views import ANALYST_ROLE, create_views, grant_analyst
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +391,18 @@ class Warehouse:
         updated = conn.execute(bk.sync_state.update().where(bk.sync_state.c.asset_uid == asset_uid).values(**values))
         if updated.rowcount == 0:
             conn.execute(bk.sync_state.insert().values(asset_uid=asset_uid, **values))
+
+    def grant_analyst(self) -> str:
+        """Create/refresh the amina_analyst role (PostgreSQL); return its name."""
+        if not self.has_schemas:
+            raise WarehouseError(f"{self.safe_url} is SQLite, which has no roles: analysts of a SQLite warehouse "
+                                 "read the file itself; use PostgreSQL to keep personal data out of their reach")
+        self._guard(lambda: self._in_transaction(grant_analyst), "grant the analyst role")
+        return ANALYST_ROLE
+
+    def _in_transaction(self, action) -> None:  # type: ignore[no-untyped-def]
+        with self.engine.begin() as conn:
+            action(conn)
 
     # -- one worker per asset ---------------------------------------------------------------------
 

@@ -1,39 +1,125 @@
-"""Views analysts read by default: deleted submissions and double uploads left out.
+"""The analysts' views: current submissions only, with labels instead of codes, in every language.
 
-For every table `T` of a form, `T_current` holds the rows of submissions that KoBo still has and
-that are not a second upload of the same `meta/instanceID`. Views are re-created whenever the
-form's tables change, so they always carry every column.
+For every table `T` of a form:
+- `T_current`: the table's rows for submissions KoBo still has that are not a second upload of the
+  same `meta/instanceID`; codes as stored.
+- `T_<lang>` for each of the form's languages (`T_en`, `T_ar`, `T_ckb`): the same rows, with each
+  select_one code replaced by its label in that language and each select_multiple by its labels
+  joined with ", " in the order chosen (a code with no label stays as it is).
+On PostgreSQL the views live in the schema `analyst` (the only one the `amina_analyst` role can
+read, see `grant_analyst`), with the dictionary tables mirrored there; on SQLite, beside the tables.
+Personal data never appears: the form tables hold pseudonyms only (warehouse.protect).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from forms.schema import Field, Kind
+from warehouse import bookkeeping as bk
 from warehouse.naming import identifier
 from warehouse.tables import FormTables
 
+ANALYST_ROLE = "amina_analyst"
+DICTIONARY = ("forms", "fields", "field_labels", "choices", "sync_runs")
 
-def view_name(table: str) -> str:
-    return identifier(f"{table}_current")
+
+def view_name(table: str, suffix: str = "current") -> str:
+    return identifier(f"{table}_{suffix}")
 
 
-def _q(conn: sa.Connection, name: str) -> str:
-    return conn.dialect.identifier_preparer.quote_identifier(name)
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class _Sql:
+    def __init__(self, conn: sa.Connection):
+        self.conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+        self.quote = conn.dialect.identifier_preparer.quote_identifier
+
+    def view(self, name: str) -> str:
+        return f'"{bk.ANALYST_SCHEMA}".{self.quote(name)}' if self.pg else self.quote(name)
+
+    def table(self, name: str) -> str:
+        return self.quote(name)
+
+    def replace_view(self, name: str, body: str) -> None:
+        self.conn.execute(sa.text(f"DROP VIEW IF EXISTS {self.view(name)}"))
+        self.conn.execute(sa.text(f"CREATE VIEW {self.view(name)} AS {body}"))
+
+    def joined_labels(self, bridge: str, labels: dict[str, str], in_repeat: bool) -> str:
+        """A readable list of a select_multiple's labels, in the order they were chosen."""
+        case = " ".join(f"WHEN {_literal(code)} THEN {_literal(label)}" for code, label in labels.items())
+        label = f"CASE b.code {case} ELSE b.code END" if case else "b.code"
+        where = f"b._submission_id = t.{'_submission_id' if in_repeat else '_id'}"
+        where += " AND b._parent_row_id = t._row_id" if in_repeat else " AND b._parent_row_id IS NULL"
+        if self.pg:
+            return (f"(SELECT string_agg({label}, ', ' ORDER BY b._position) FROM {self.table(bridge)} b "
+                    f"WHERE {where})")
+        return (f"(SELECT group_concat(l, ', ') FROM (SELECT {label} AS l FROM {self.table(bridge)} b "
+                f"WHERE {where} ORDER BY b._position))")
 
 
 def create_views(conn: sa.Connection, tables: FormTables) -> list[str]:
-    """(Re)create the `_current` view of every table of the form; return their names."""
-    root = _q(conn, tables.root.name)
+    """(Re)create every analyst view of the form; return their names."""
+    sql = _Sql(conn)
+    schema = tables.schema
+    root = sql.table(tables.root.name)
     live = "_deleted_at IS NULL AND _duplicate_of IS NULL"
-    names = []
-    for table in tables.all_tables():
-        name = view_name(table.name)
-        conn.execute(sa.text(f"DROP VIEW IF EXISTS {_q(conn, name)}"))
-        if table is tables.root:
-            body = f"SELECT * FROM {root} WHERE {live}"
+    names: list[str] = []
+    for plan in tables.plans.values():
+        base = sql.table(plan.name)
+        if plan.repeat is None:
+            rows = f"FROM {base} t WHERE {live}"
         else:
-            body = (f"SELECT t.* FROM {_q(conn, table.name)} t WHERE t._submission_id IN "
-                    f"(SELECT _id FROM {root} WHERE {live})")
-        conn.execute(sa.text(f"CREATE VIEW {_q(conn, name)} AS {body}"))
+            rows = f"FROM {base} t WHERE t._submission_id IN (SELECT _id FROM {root} WHERE {live})"
+        name = view_name(plan.name)
+        sql.replace_view(name, f"SELECT t.* {rows}")
         names.append(name)
+        by_column = {cp.columns[0]: cp.field for cp in plan.columns if len(cp.columns) == 1}
+        for lang in schema.languages:
+            columns = [_labelled(sql, tables, by_column.get(c.name), plan.repeat is not None, c.name, lang)
+                       for c in tables.tables[plan.name].columns]
+            name = view_name(plan.name, lang)
+            sql.replace_view(name, f"SELECT {', '.join(columns)} {rows}")
+            names.append(name)
+        for bridge in plan.bridges:  # bridge tables: only rows of current submissions
+            name = view_name(bridge.table)
+            sql.replace_view(name, f"SELECT b.* FROM {sql.table(bridge.table)} b WHERE b._submission_id IN "
+                                   f"(SELECT _id FROM {root} WHERE {live})")
+            names.append(name)
+    if sql.pg:
+        for table in DICTIONARY:
+            sql.replace_view(table, f"SELECT * FROM {sql.table(table)}")
     return names
+
+
+def _labelled(sql: _Sql, tables: FormTables, field: Field | None, in_repeat: bool, column: str, lang: str) -> str:
+    quoted = sql.quote(column)
+    if field is None or field.sensitive or field.choice_list not in tables.schema.choice_lists:
+        return f"t.{quoted}"
+    choices = tables.schema.choice_lists[field.choice_list].choices
+    labels = {c.code: c.labels[lang] for c in choices if c.labels.get(lang)}
+    if field.kind is Kind.SELECT_ONE:
+        case = " ".join(f"WHEN {_literal(code)} THEN {_literal(label)}" for code, label in labels.items())
+        return f"CASE t.{quoted} {case} ELSE t.{quoted} END AS {quoted}" if case else f"t.{quoted}"
+    if field.kind is Kind.SELECT_MULTIPLE:
+        bridge = tables.bridge_plans[field.path].table
+        return f"{sql.joined_labels(bridge, labels, in_repeat)} AS {quoted}"
+    return f"t.{quoted}"
+
+
+def grant_analyst(conn: sa.Connection, role: str = ANALYST_ROLE) -> None:
+    """PostgreSQL only: a login role that can read the analyst schema and nothing else (give it a
+    password with ALTER ROLE … PASSWORD, or let pg_hba.conf decide how it may connect)."""
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+    if not exists:
+        conn.execute(sa.text(f"CREATE ROLE {quote(role)} LOGIN"))
+    schema = quote(bk.ANALYST_SCHEMA)
+    conn.execute(sa.text(f"REVOKE ALL ON SCHEMA public FROM {quote(role)}"))
+    conn.execute(sa.text(f'REVOKE ALL ON SCHEMA "{bk.RESTRICTED_SCHEMA}" FROM {quote(role)}'))
+    conn.execute(sa.text(f"GRANT USAGE ON SCHEMA {schema} TO {quote(role)}"))
+    conn.execute(sa.text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {quote(role)}"))
+    conn.execute(sa.text(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {quote(role)}"))
