@@ -228,6 +228,70 @@ def print_counts(counts: list[tuple[str, str, int]]) -> None:
     out.print(table)
 
 
+@app.command("dictionary")
+def dictionary_cmd(
+    form: str = typer.Option(None, "--form", help="One form (table, form_id or asset uid); default all."),
+    db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL."),
+    fmt: str = typer.Option("table", "--format", help="table (on screen), csv or json."),
+    out_file: Path = typer.Option(None, "--out", help="Write to this file instead of the screen."),
+) -> None:
+    """Every table and column: question, labels in each language, type, choice list, form versions."""
+    import csv
+    import io
+    import json
+
+    from warehouse.dictionary import dictionary
+    from warehouse.store import Warehouse
+
+    entries = dictionary(Warehouse(db), form)
+    if fmt == "table" and out_file is None:
+        table = Table(title="data dictionary", title_justify="left")
+        langs = sorted({k for e in entries for k in e if k.startswith("label_")})
+        for col in ("table", "column", "type", "choices", *langs, "sensitive"):
+            table.add_column(col)
+        for e in entries:
+            table.add_row(e["table_name"], e["column_name"], e["xlsform_type"], e["choice_list"] or "",
+                          *[e.get(lang) or "" for lang in langs], "yes" if e["sensitive"] else "")
+        out.print(table)
+        return
+    if fmt == "json":
+        text = json.dumps(entries, ensure_ascii=False, indent=1)
+    elif fmt in ("csv", "table"):
+        buf = io.StringIO()
+        keys = list(dict.fromkeys(k for e in entries for k in e))
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(entries)
+        text = buf.getvalue()
+    else:
+        raise ConfigError(f"--format: '{fmt}' must be table, csv or json")
+    if out_file:
+        out_file.write_text(text, encoding="utf-8-sig" if fmt != "json" else "utf-8")
+        out.print(f"wrote {len(entries)} columns to {out_file}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("export")
+def export_cmd(
+    form: str = typer.Argument(..., help="The form: its table name, form_id or asset uid."),
+    fmt: str = typer.Option("csv", "--format", help="csv, xlsx or parquet."),
+    lang: str = typer.Option(None, "--lang", help="Labels in this language (en, ar, ckb); default codes."),
+    since: str = typer.Option(None, "--since", help="Only submissions from this day (YYYY-MM-DD, UTC)."),
+    db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL."),
+    out_dir: Path = typer.Option(Path("export"), "--out", help="Directory to write into."),
+) -> None:
+    """Export a form's current submissions, one file (or sheet) per table; personal data as pseudonyms."""
+    from warehouse.export import export_form
+
+    try:
+        day = dt.date.fromisoformat(since) if since else None
+    except ValueError:
+        raise ConfigError(f"--since: '{since}' is not a date like 2026-03-01") from None
+    for path in export_form(db, form, fmt, out_dir, lang=lang, since=day):
+        out.print(f"wrote {path}")
+
+
 @app.command()
 def grants(
     config: str = typer.Option(None, "--config", help=CONFIG_HELP),

@@ -25,6 +25,17 @@ forms = sa.Table(
     quote=True,
 )
 
+form_tables = sa.Table(
+    "form_tables", metadata,
+    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False, comment="submissions / repeat / select_multiple"),
+    sa.Column("path", sa.Text, comment="the repeat's or the question's KoBo key"),
+    sa.Column("parent_table", sa.Text, comment="the table whose rows these rows belong to"),
+    sa.Column("position", sa.Integer, nullable=False),
+    quote=True,
+)
+
 form_versions = sa.Table(
     "form_versions", metadata,
     sa.Column("asset_uid", sa.Text, primary_key=True),

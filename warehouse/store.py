@@ -174,6 +174,19 @@ class Warehouse:
         schema = tables.schema
         for t in (bk.fields, bk.field_labels, bk.choices):
             conn.execute(t.delete().where(t.c.asset_uid == asset_uid))
+        known = set(conn.execute(sa.select(bk.form_tables.c.table_name).where(bk.form_tables.c.asset_uid == asset_uid))
+                    .scalars())
+        table_rows = []
+        for plan in tables.plans.values():
+            parent = None if plan.repeat is None else tables.plans[plan.repeat.parent].name
+            table_rows.append({"table_name": plan.name, "kind": "submissions" if plan.repeat is None else "repeat",
+                               "path": plan.repeat.path if plan.repeat else None, "parent_table": parent})
+            table_rows += [{"table_name": b.table, "kind": "select_multiple", "path": b.field.path,
+                            "parent_table": plan.name} for b in plan.bridges]
+        new_tables = [{**r, "asset_uid": asset_uid, "position": len(known) + i}
+                      for i, r in enumerate(r for r in table_rows if r["table_name"] not in known)]
+        if new_tables:  # tables of older versions stay listed: their data stays
+            conn.execute(bk.form_tables.insert(), new_tables)
         field_rows: list[dict[str, Any]] = []
         for plan in tables.plans.values():
             bridges = {b.field.path: b.table for b in plan.bridges}
@@ -468,21 +481,39 @@ class Warehouse:
     # -- reading --------------------------------------------------------------------------------
 
     def row_counts(self, asset_uid: str | None = None) -> list[tuple[str, str, int]]:
-        """(asset uid, table, rows) for every form table, in the order the tables were planned."""
+        """(asset uid, table, rows) for every table of every form, in the order the tables were made."""
         def go() -> list[tuple[str, str, int]]:
             out: list[tuple[str, str, int]] = []
+            ft = bk.form_tables
             with self.engine.connect() as conn:
-                q = sa.select(bk.forms.c.asset_uid, bk.forms.c.table_name).order_by(bk.forms.c.table_name)
+                q = (sa.select(ft.c.asset_uid, ft.c.table_name).join(bk.forms, bk.forms.c.asset_uid == ft.c.asset_uid)
+                     .order_by(bk.forms.c.table_name, ft.c.position))
                 if asset_uid:
-                    q = q.where(bk.forms.c.asset_uid == asset_uid)
-                inspector = sa.inspect(conn)
-                names = inspector.get_table_names()
-                for uid, base in conn.execute(q):
-                    for name in [base, *sorted(n for n in names if n.startswith(base + "__"))]:
-                        count = conn.execute(sa.text(f"SELECT count(*) FROM {_q(conn, name)}")).scalar_one()
-                        out.append((uid, name, int(count)))
+                    q = q.where(ft.c.asset_uid == asset_uid)
+                for uid, name in conn.execute(q).all():
+                    count = conn.execute(sa.text(f"SELECT count(*) FROM {_q(conn, name)}")).scalar_one()
+                    out.append((uid, name, int(count)))
             return out
         return self._guard(go, "count rows")
+
+    def find_form(self, name: str) -> tuple[str, str]:
+        """(asset uid, table) of a form named by its table, form_id, asset uid or KoBo name."""
+        f = bk.forms
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(f.c.asset_uid, f.c.table_name, f.c.form_id, f.c.name)).all()
+        for key in ("table_name", "asset_uid", "form_id", "name"):
+            hits = [r for r in rows if getattr(r, key) == name]
+            if len(hits) == 1:
+                return hits[0].asset_uid, hits[0].table_name
+        known = ", ".join(sorted(r.table_name for r in rows)) or "none synced yet"
+        raise WarehouseError(f"no form '{name}' in {self.safe_url} (forms: {known})")
+
+    def tables_of(self, asset_uid: str) -> list[tuple[str, str, str | None]]:
+        """(table, kind, parent table) of a form, parents first."""
+        ft = bk.form_tables
+        with self.engine.connect() as conn:
+            return [(r.table_name, r.kind, r.parent_table) for r in conn.execute(
+                sa.select(ft).where(ft.c.asset_uid == asset_uid).order_by(ft.c.position))]
 
 
 def _q(conn: sa.Connection, name: str) -> str:
