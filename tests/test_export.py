@@ -34,7 +34,7 @@ def loaded(warehouse_url, household_schema, household_content):
 
 def test_read_form_gives_current_rows_with_labels(loaded):
     frames = read_form(loaded, "household", lang="ar")
-    assert list(frames)[0] == "household"
+    assert next(iter(frames)) == "household"
     assert sorted(frames["household"]["_id"]) == [1, 2]  # 3 was deleted
     assert set(frames["household__crops"]["_submission_id"]) == {1, 2}
     assert frames["household"]["crops"].tolist() == ["غذاء, مأوى"] * 2
