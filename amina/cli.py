@@ -25,8 +25,8 @@ app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse."
 forms_app = typer.Typer(help="Build the programme's XLSForms.", no_args_is_help=True)
 app.add_typer(forms_app, name="forms")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 _state = {"debug": False}
 
 

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import Progress
 from sync.fake.generator import generate
-from sync.fake.server import FakeKobo
 
 from amina.errors import ConfigError
 from forms.build import compile_xform
@@ -28,6 +27,7 @@ from forms.content import to_content
 from forms.schema import FormSchema
 from forms.source import read_source, source_paths, to_xlsx
 from sync.client import KoboClient
+from sync.fake.server import FakeKobo
 from sync.publish import publish_xlsform
 
 # Share of the generated submissions per form; attendance submissions are whole training sessions.

@@ -18,6 +18,7 @@ from sync.engine import sync_asset
 from sync.fake.server import FakeKobo
 from sync.publish import publish_xlsform
 from tests.conftest import household_submission
+from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse
 
 HERE = Path(__file__).parent
@@ -36,12 +37,14 @@ def answers(i: int, **overrides) -> dict:
 
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, 0)
+JPEG = b"\xff\xd8\xff\xe0 fake jpeg \xff\xd9"
 
 
 def add(server: FakeKobo, uid: str, first: int, n: int, *, same_second: bool = False) -> None:
     for i in range(first, first + n):
         when = T0 if same_second else T0 + dt.timedelta(minutes=i)
-        server.store.add_submission(uid, answers(i), submission_time=when, submitted_by="enumerator1")
+        server.store.add_submission(uid, answers(i), submission_time=when, submitted_by="enumerator1",
+                                    attachments={"1741597203456.jpg": JPEG})
 
 
 @pytest.fixture()
@@ -61,6 +64,13 @@ def client(server):
 def asset_uid(server, client):
     xlsx = to_xlsx(read_source(HERE / "forms" / "household.md"))
     return publish_xlsform(client, xlsx, "household.xlsx", poll_seconds=0.01).asset_uid
+
+
+KEY = "e2e-pseudonym-key-0123456789"
+
+
+def open_warehouse(path: Path) -> Warehouse:
+    return Warehouse(str(path), pseudonymizer=Pseudonymizer(KEY))
 
 
 def table_rows(wh: Warehouse, table: str, order: str = "1") -> list[dict]:
@@ -84,7 +94,7 @@ def comparable(wh: Warehouse) -> dict[str, list[tuple]]:
 
 def test_publish_sync_round_trip_nested_repeats_and_select_multiple(server, client, asset_uid, tmp_path):
     add(server, asset_uid, 1, 25)
-    wh = Warehouse(str(tmp_path / "w.db"))
+    wh = open_warehouse(tmp_path / "w.db")
     report = sync_asset(client, wh, asset_uid, page_size=10)
     assert (report.status, report.fetched, report.inserted, report.bad_values) == ("ok", 25, 25, 0)
     assert report.pages == 3
@@ -97,13 +107,14 @@ def test_publish_sync_round_trip_nested_repeats_and_select_multiple(server, clie
     assert c["household__crops"] == 2 * 25
     members = table_rows(wh, "household__members", "_submission_id, _row_id")
     first = [m for m in members if m["_position"] == 1]
-    assert {m["member_name"] for m in first} == {f"Member {i}" for i in range(1, 26)}
+    assert {m["member_name"] for m in first} == {Pseudonymizer(KEY).pseudonym(f"Member {i}") for i in range(1, 26)}
     server_sub = client.data_page(asset_uid, query={"_id": report_first_id(wh)}).results[0]
     [raw] = [r for r in table_rows(wh, "submissions_raw") if r["submission_id"] == server_sub["_id"]]
     import orjson
     assert orjson.loads(raw["json"]) == server_sub
     [photo] = [a for a in table_rows(wh, "attachments") if a["submission_id"] == server_sub["_id"]]
-    assert photo["question_xpath"] == "photo"
+    assert photo["question_xpath"] == "photo" and photo["mimetype"] == "image/jpeg"
+    assert client.request("GET", photo["download_url"]).content == JPEG
 
 
 def report_first_id(wh: Warehouse) -> int:
@@ -112,23 +123,26 @@ def report_first_id(wh: Warehouse) -> int:
 
 def test_second_sync_is_a_no_op_and_a_third_gets_only_new(server, client, asset_uid, tmp_path):
     add(server, asset_uid, 1, 30)
-    wh = Warehouse(str(tmp_path / "w.db"))
+    wh = open_warehouse(tmp_path / "w.db")
     sync_asset(client, wh, asset_uid, page_size=10)
     before = comparable(wh)
-    again = sync_asset(client, wh, asset_uid, page_size=10)
-    assert (again.inserted, again.updated) == (0, 0)
+    again = sync_asset(client, wh, asset_uid, page_size=10, overlap=dt.timedelta(0))
+    assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
     assert again.fetched <= 1  # only the watermark's own second is read again
-    assert again.requests == 2  # the asset (its form) and one data page
+    assert again.sweep_requests == 3  # 30 submissions, 10 a page of _id/_uuid/_validation_status
+    assert again.requests == 2 + again.sweep_requests  # the asset (its form) and one data page
     assert comparable(wh) == before
+    with_overlap = sync_asset(client, wh, asset_uid, page_size=10, sweep_every=0)
+    assert with_overlap.unchanged == with_overlap.fetched <= 6 and with_overlap.requests == 2
     add(server, asset_uid, 31, 5)
-    third = sync_asset(client, wh, asset_uid, page_size=10)
+    third = sync_asset(client, wh, asset_uid, page_size=10, overlap=dt.timedelta(0))
     assert third.inserted == 5 and third.fetched <= 6
     assert counts(wh)["household"] == 35
 
 
 def test_same_second_submissions_across_page_boundaries(server, client, asset_uid, tmp_path):
     add(server, asset_uid, 1, 23, same_second=True)
-    wh = Warehouse(str(tmp_path / "w.db"))
+    wh = open_warehouse(tmp_path / "w.db")
     report = sync_asset(client, wh, asset_uid, page_size=5)
     assert report.inserted == 23 and counts(wh)["household"] == 23
     add(server, asset_uid, 24, 4, same_second=True)  # late arrivals stamped in the watermark's second
@@ -141,7 +155,7 @@ def test_bad_submission_is_kept_raw_and_counted(server, client, asset_uid, tmp_p
     server.store.add_submission(asset_uid, answers(4, **{"household/hh_size": "three", "surprise": "x"}))
     no_group = {k: v for k, v in answers(5).items() if not k.startswith("household/")}
     server.store.add_submission(asset_uid, no_group)
-    wh = Warehouse(str(tmp_path / "w.db"))
+    wh = open_warehouse(tmp_path / "w.db")
     report = sync_asset(client, wh, asset_uid)
     assert report.inserted == 5 and report.bad_values == 2
     bad = [r for r in table_rows(wh, "household") if r["_issues"]]
@@ -153,18 +167,18 @@ def test_bad_submission_is_kept_raw_and_counted(server, client, asset_uid, tmp_p
 
 def test_a_crash_mid_sync_loses_at_most_the_page_in_flight(server, client, asset_uid, tmp_path, monkeypatch):
     add(server, asset_uid, 1, 40)
-    clean = Warehouse(str(tmp_path / "clean.db"))
+    clean = open_warehouse(tmp_path / "clean.db")
     sync_asset(client, clean, asset_uid, page_size=7)
 
-    crashed = Warehouse(str(tmp_path / "crashed.db"))
+    crashed = open_warehouse(tmp_path / "crashed.db")
     real_load = Warehouse.load_page
     calls = {"n": 0}
 
-    def failing_load(self, form, subs, wm):
+    def failing_load(self, form, subs, wm, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise WarehouseError("disk full (simulated)")
-        return real_load(self, form, subs, wm)
+        return real_load(self, form, subs, wm, **kwargs)
 
     monkeypatch.setattr(Warehouse, "load_page", failing_load)
     with pytest.raises(WarehouseError):
@@ -186,7 +200,7 @@ def test_any_kobo_form_without_our_conventions_syncs(server, client, tmp_path):
     uid = server.store.create_asset("Legacy KoBo form", content)
     server.store.deploy(uid, active=True)
     server.store.add_submission(uid, {"Q-1 (name?)": "x", "group": "4"})
-    wh = Warehouse(str(tmp_path / "w.db"))
+    wh = open_warehouse(tmp_path / "w.db")
     report = sync_asset(client, wh, uid)
     assert report.inserted == 1 and report.bad_values == 0
     [row] = table_rows(wh, report.table)
@@ -195,7 +209,7 @@ def test_any_kobo_form_without_our_conventions_syncs(server, client, tmp_path):
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "amina.cli", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "AMINA_PSEUDONYM_KEY": KEY, **(env or {})})
 
 
 def test_cli_sync_wrong_token_is_one_line_and_nonzero(server, asset_uid, tmp_path):
