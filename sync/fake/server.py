@@ -10,8 +10,8 @@ Endpoints and behaviour follow ../shared/kobo-api.md, section by section; it pas
 from __future__ import annotations
 
 import argparse
-import contextlib
 import base64
+import contextlib
 import hashlib
 import re
 import threading
