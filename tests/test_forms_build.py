@@ -29,7 +29,7 @@ def test_shipped_forms_build_and_pass_odk_validate(path, tmp_path):
     built = build_form(path, tmp_path, validate=True)
     xml = built.xform.read_text(encoding="utf-8")
     assert built.xlsx.stat().st_size > 0 and "<h:html" in xml
-    for lang in ("English (en)", "Arabic (ar)", "Kurdish (Sorani) (ckb)"):
+    for lang in ("English (en)", "Arabic (ar)", "Sorani Kurdish (ckb)"):
         assert f'<translation lang="{lang}"' in xml
 
 
