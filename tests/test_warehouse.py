@@ -273,10 +273,8 @@ def test_analyst_role_reads_the_analyst_schema_and_is_refused_the_rest(postgres_
     wh.dispose()
 
 
-def test_grants_on_sqlite_explain_why_not(warehouse_url):
+def test_grants_on_sqlite_explain_why_not(tmp_path):
     from amina.errors import WarehouseError
 
-    if "://" in warehouse_url:
-        pytest.skip("SQLite only")
     with pytest.raises(WarehouseError, match="SQLite, which has no roles"):
-        Warehouse(warehouse_url).grant_analyst()
+        Warehouse(str(tmp_path / "w.db")).grant_analyst()
