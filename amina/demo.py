@@ -19,7 +19,6 @@ from pathlib import Path
 import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import Progress
-from sync.fake.generator import generate
 
 from amina.errors import ConfigError
 from forms.build import compile_xform
@@ -27,6 +26,7 @@ from forms.content import to_content
 from forms.schema import FormSchema
 from forms.source import read_source, source_paths, to_xlsx
 from sync.client import KoboClient
+from sync.fake.generator import generate
 from sync.fake.server import FakeKobo
 from sync.publish import publish_xlsform
 

@@ -7,7 +7,7 @@ import pytest
 
 from forms.content import to_content
 from forms.schema import FormSchema
-from forms.source import read_source
+from forms.source import read_source, to_xlsx
 
 HERE = Path(__file__).parent
 SHARED = HERE.resolve().parents[1] / "shared"
@@ -92,3 +92,30 @@ def warehouse_url(request, tmp_path):
         return str(tmp_path / "warehouse.db")
     pg = request.getfixturevalue("postgres_server")
     return pg.create_database(f"t{next(_db_counter)}")
+
+
+@pytest.fixture()
+def server():
+    """A fake KoBo server on an ephemeral port."""
+    from sync.fake.server import FakeKobo
+
+    with FakeKobo(seed=7) as s:
+        yield s
+
+
+@pytest.fixture()
+def client(server):
+    from sync.client import KoboClient
+
+    c = KoboClient(server.base_url, server.token, token_source="the test token")
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def asset_uid(server, client):
+    """The household test form, published through the imports API and deployed."""
+    from sync.publish import publish_xlsform
+
+    xlsx = to_xlsx(read_source(HERE / "forms" / "household.md"))
+    return publish_xlsform(client, xlsx, "household.xlsx", poll_seconds=0.01).asset_uid

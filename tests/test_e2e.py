@@ -12,11 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from amina.errors import WarehouseError
-from forms.source import read_source, to_xlsx
-from sync.client import KoboClient
 from sync.engine import sync_asset
 from sync.fake.server import FakeKobo
-from sync.publish import publish_xlsform
 from tests.conftest import household_submission
 from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse
@@ -45,25 +42,6 @@ def add(server: FakeKobo, uid: str, first: int, n: int, *, same_second: bool = F
         when = T0 if same_second else T0 + dt.timedelta(minutes=i)
         server.store.add_submission(uid, answers(i), submission_time=when, submitted_by="enumerator1",
                                     attachments={"1741597203456.jpg": JPEG})
-
-
-@pytest.fixture()
-def server():
-    with FakeKobo(seed=7) as s:
-        yield s
-
-
-@pytest.fixture()
-def client(server):
-    c = KoboClient(server.base_url, server.token, token_source="the test token")
-    yield c
-    c.close()
-
-
-@pytest.fixture()
-def asset_uid(server, client):
-    xlsx = to_xlsx(read_source(HERE / "forms" / "household.md"))
-    return publish_xlsform(client, xlsx, "household.xlsx", poll_seconds=0.01).asset_uid
 
 
 KEY = "e2e-pseudonym-key-0123456789"
