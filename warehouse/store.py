@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 
 _local_locks: dict[str, threading.Lock] = {}
+DDL_LOCK = 0x616D696E61  # "amina": serializes schema changes between workers sharing one PostgreSQL
 
 
 def utcnow() -> dt.datetime:
@@ -91,6 +92,8 @@ class Warehouse:
     def _create_bookkeeping(self) -> None:
         with self.engine.begin() as conn:
             if self.has_schemas:
+                # several workers may start at once; PostgreSQL's IF NOT EXISTS does not make DDL race-free
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
                 for schema in (bk.RESTRICTED_SCHEMA, bk.ANALYST_SCHEMA):
                     conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             bk.metadata.create_all(conn)
@@ -137,6 +140,8 @@ class Warehouse:
             raise missing_key_error(name, list(schema.sensitive_paths))
         self._create_or_extend(tables)
         with self.engine.begin() as conn:
+            if self.has_schemas:  # the views are re-created: one worker at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
             values = {"server_url": server_url, "name": name, "form_id": schema.form_id,
                       "version_id": version_uid, "languages": " ".join(schema.languages)}
             if existing is None:
@@ -159,6 +164,8 @@ class Warehouse:
     def _create_or_extend(self, tables: FormTables) -> None:
         """Create missing tables; add columns a newer form version brought. Never drops anything."""
         with self.engine.begin() as conn:
+            if self.has_schemas:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
             inspector = sa.inspect(conn)
             for table in tables.all_tables():
                 if not inspector.has_table(table.name):
