@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import signal
@@ -78,7 +79,7 @@ def run_scheduler(config: Path, seconds: float, token: str, url_env: dict | None
                             env={**os.environ, "KOBO_TOKEN": token, "AMINA_PSEUDONYM_KEY": KEY, **(url_env or {})})
     time.sleep(seconds)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     return proc.returncode, err
 
 
@@ -93,7 +94,7 @@ def runs_of(url: str, uid: str) -> list[tuple[dt.datetime, dt.datetime, str]]:
 
 
 def assert_never_overlapping(runs):
-    for (_, end, _), (start, _, _) in zip(runs, runs[1:], strict=False):
+    for (_, end, _), (start, _, _) in itertools.pairwise(runs):
         assert start >= end, f"a sync started at {start} while another ran until {end}"
 
 
