@@ -172,9 +172,9 @@ def sync_asset(
             if should_stop and should_stop():
                 raise SyncInterrupted(f"sync of {asset_uid} stopped on request after {report.fetched:,} "
                                       "submissions; the next run resumes from there")
-        if warehouse.sweep_due(asset_uid, sweep_every):
+        if watermark is not None and warehouse.sweep_due(asset_uid, sweep_every):  # a first load is fresh
             sweep(client, warehouse, form, report, page_size=page_size, max_delete_fraction=max_delete_fraction)
-        warehouse.record_sync(asset_uid, swept=report.swept)
+        warehouse.record_sync(asset_uid, swept=report.swept or watermark is None)
         report.status = "ok"
     except SyncInterrupted as exc:
         report.status, report.error = "interrupted", str(exc)
