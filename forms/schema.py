@@ -178,6 +178,31 @@ class FormSchema:
     def sensitive_paths(self) -> tuple[str, ...]:
         return tuple(f.path for f in self.fields if f.sensitive)
 
+    def merged(self, other: FormSchema) -> FormSchema:
+        """This version plus what `other` (another version of the same form) has and this one lacks.
+
+        The warehouse keeps one set of tables per form across versions: questions removed in a newer
+        version keep their column (and data), questions added get one. Where both versions define a
+        question, this one's definition wins (a changed type keeps this version's column type; values
+        that do not fit it are kept raw and reported, never lost)."""
+        fields = list(self.fields)
+        have = set(self.by_path)
+        fields += [f for f in other.fields if f.path not in have]
+        repeats = list(self.repeats) + [r for r in other.repeats if r.path not in self.repeats_by_path]
+        lists = dict(self.choice_lists)
+        for name, cl in other.choice_lists.items():
+            if name not in lists:
+                lists[name] = cl
+            else:
+                codes = {c.code for c in lists[name].choices}
+                extra = tuple(c for c in cl.choices if c.code not in codes)
+                if extra:
+                    lists[name] = ChoiceList(name, lists[name].choices + extra)
+        languages = self.languages + tuple(lang for lang in other.languages if lang not in self.languages)
+        names = {**other.language_names, **self.language_names}
+        return FormSchema(form_id=self.form_id, title=self.title, version=self.version, languages=languages,
+                          language_names=names, fields=tuple(fields), repeats=tuple(repeats), choice_lists=lists)
+
     # -- builders ---------------------------------------------------------------------------------
 
     @classmethod

@@ -79,9 +79,39 @@ def deployed_content(client: KoboClient, asset: Mapping[str, Any]) -> tuple[str 
     return (str(deployed) if deployed else asset.get("version_id")), asset.get("content") or {}
 
 
+@dataclass(slots=True)
+class PreparedForm:
+    """A form ready to load: its tables, the merged schema of every version met, and those versions."""
+
+    form: RegisteredForm
+    asset: Mapping[str, Any]
+    schema: FormSchema
+    versions: set[str]
+    sensitive: tuple[str, ...]
+
+    def evolve(self, client: KoboClient, warehouse: Warehouse, page: list[Mapping[str, Any]],
+               report: SyncReport) -> None:
+        """Schema drift: a submission of a version not seen yet → fetch that version, extend the tables."""
+        met = {str(s["__version__"]) for s in page if s.get("__version__")} - self.versions
+        for version in sorted(met):
+            self.versions.add(version)
+            try:
+                content = client.asset_version(self.form.asset_uid, version).get("content") or {}
+            except KoboRefused as exc:  # e.g. a version KoBo no longer has: load with what we know
+                report.notes.append(f"form version {version} could not be fetched: {exc}")
+                continue
+            self.schema = self.schema.merged(FormSchema.from_content(content, sensitive=self.sensitive))
+            self.form = warehouse.register_form(
+                asset_uid=self.form.asset_uid, server_url=client.server_url, name=report.name, schema=self.schema,
+                version_uid=version, content=content, deployed=False)
+            report.notes.append(f"form version {version} met in the data: tables extended")
+            log.info("asset %s: submissions of form version %s; tables extended", self.form.asset_uid, version)
+
+
 def prepare_form(client: KoboClient, warehouse: Warehouse, asset_uid: str, *,
-                 sensitive: tuple[str, ...] = ()) -> tuple[RegisteredForm, Mapping[str, Any]]:
-    """Fetch the asset, check it can be synced, build its schema and make its tables."""
+                 sensitive: tuple[str, ...] = ()) -> PreparedForm:
+    """Fetch the asset, check it can be synced, build its schema (the deployed version merged with every
+    version recorded before) and make its tables."""
     asset = client.asset(asset_uid)
     if asset.get("asset_type") not in (None, "survey"):
         raise KoboRefused(f"asset {asset_uid} ('{asset.get('name')}') is a {asset.get('asset_type')}, "
@@ -92,9 +122,14 @@ def prepare_form(client: KoboClient, warehouse: Warehouse, asset_uid: str, *,
     version_uid, content = deployed_content(client, asset)
     name = str(asset.get("name") or asset_uid)
     schema = FormSchema.from_content(content, title=name, sensitive=sensitive)
+    stored = warehouse.stored_versions(asset_uid)
+    for old_uid, old_content in stored.items():
+        if old_uid != version_uid:
+            schema = schema.merged(FormSchema.from_content(old_content, sensitive=sensitive))
     form = warehouse.register_form(asset_uid=asset_uid, server_url=client.server_url, name=name,
                                    schema=schema, version_uid=version_uid, content=content)
-    return form, asset
+    return PreparedForm(form=form, asset=asset, schema=schema, versions={*stored, str(version_uid)},
+                        sensitive=sensitive)
 
 
 def since(watermark: Watermark, overlap: dt.timedelta) -> str:
@@ -145,8 +180,9 @@ def sync_asset(
     requests_before = client.requests_made
     report.run_id = warehouse.start_run(asset_uid, client.server_url)
     try:
-        form, asset = prepare_form(client, warehouse, asset_uid, sensitive=sensitive)
-        report.name, report.table = str(asset.get("name") or asset_uid), form.tables.base
+        prepared = prepare_form(client, warehouse, asset_uid, sensitive=sensitive)
+        report.name = str(prepared.asset.get("name") or asset_uid)
+        report.table = prepared.form.tables.base
         watermark = warehouse.watermark(asset_uid)
         base = {"_submission_time": {"$gte": since(watermark, overlap)}} if watermark else None
         cursor: Watermark | None = None
@@ -158,7 +194,8 @@ def sync_asset(
                 break
             last = page.results[-1]
             cursor = Watermark(str(last.get("_submission_time", "")), int(last["_id"]))
-            result = warehouse.load_page(form, page.results, cursor, run_id=report.run_id)
+            prepared.evolve(client, warehouse, page.results, report)
+            result = warehouse.load_page(prepared.form, page.results, cursor, run_id=report.run_id)
             report.pages += 1
             report.fetched += len(page.results)
             report.inserted += result.inserted
@@ -173,7 +210,7 @@ def sync_asset(
                 raise SyncInterrupted(f"sync of {asset_uid} stopped on request after {report.fetched:,} "
                                       "submissions; the next run resumes from there")
         if watermark is not None and warehouse.sweep_due(asset_uid, sweep_every):  # a first load is fresh
-            sweep(client, warehouse, form, report, page_size=page_size, max_delete_fraction=max_delete_fraction)
+            sweep(client, warehouse, prepared, report, page_size=page_size, max_delete_fraction=max_delete_fraction)
         warehouse.record_sync(asset_uid, swept=report.swept or watermark is None)
         report.status = "ok"
     except SyncInterrupted as exc:
@@ -196,10 +233,11 @@ def sync_asset(
     return report
 
 
-def sweep(client: KoboClient, warehouse: Warehouse, form: RegisteredForm, report: SyncReport, *,
+def sweep(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport, *,
           page_size: int = MAX_PAGE_SIZE, max_delete_fraction: float = 0.5) -> None:
     """Find edits, validation changes, deletions and missed submissions; store them. See the module doc."""
     started, requests_before = time.monotonic(), client.requests_made
+    form = prepared.form
     uid = form.asset_uid
     stored = warehouse.live_count(form)
     gone: list[int] = []
@@ -221,6 +259,8 @@ def sweep(client: KoboClient, warehouse: Warehouse, form: RegisteredForm, report
         gone.extend(local)  # stored ids in this range that KoBo no longer has
         for batch in _batches(refetch, REFETCH_BATCH):
             full = client.data_page(uid, query={"_id": {"$in": batch}}, sort={"_id": 1}, limit=len(batch))
+            prepared.evolve(client, warehouse, full.results, report)
+            form = prepared.form
             result = warehouse.load_page(form, full.results, None, run_id=report.run_id)
             report.fetched += len(full.results)
             report.inserted += result.inserted

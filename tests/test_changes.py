@@ -117,3 +117,30 @@ def test_a_full_resync_into_a_fresh_warehouse_equals_the_incremental_one(server,
     mine, theirs = comparable(synced), comparable(fresh)
     drop_deleted = {k: [r for r in v if ("_deleted_at", "None") in r or k != "household"] for k, v in mine.items()}
     assert drop_deleted["household"] == theirs["household"]
+
+
+def test_submissions_of_a_version_not_seen_yet_evolve_the_tables_in_the_same_run(server, client, tmp_path):
+    store = server.store
+    v1 = {"survey": [{"type": "text", "name": "village", "label": ["Village"]},
+                     {"type": "integer", "name": "old_count", "label": ["Old count"]}],
+          "choices": [], "translations": [None], "settings": {"form_id": "drift"}}
+    uid = store.create_asset("Drifting form", v1)
+    store.deploy(uid, active=True)
+    first_version = store.asset(uid).version_id
+    store.add_submission(uid, {"village": "Bashiqa", "old_count": "4"}, submission_time=dt.datetime(2026, 1, 1))
+    v2 = {**v1, "survey": [{"type": "text", "name": "village", "label": ["Village"]},
+                           {"type": "decimal", "name": "new_amount", "label": ["New amount"]}]}
+    store.replace_content(uid, v2)
+    store.redeploy(uid, version_id=store.asset(uid).version_id, active=True)
+    store.add_submission(uid, {"village": "Zakho", "new_amount": "2.5"}, submission_time=dt.datetime(2026, 1, 2))
+    wh = open_warehouse(tmp_path / "w.db")  # first met with v2 deployed: v1's question is unknown to it
+    report = sync_asset(client, wh, uid)
+    assert report.inserted == 2 and report.bad_values == 0
+    assert any(first_version in n for n in report.notes)
+    rows = {r["village"]: r for r in table_rows(wh, "drift", "_id")}
+    assert rows["Bashiqa"]["old_count"] == 4 and rows["Zakho"]["new_amount"] == 2.5
+    assert {r["version_uid"] for r in table_rows(wh, "form_versions")} == {first_version, store.asset(uid).version_id}
+    [form] = table_rows(wh, "forms")
+    assert form["version_id"] == store.asset(uid).version_id  # the deployed one stays current
+    again = sync_asset(client, wh, uid)  # the next run knows both versions without asking again
+    assert again.requests == 3 and not again.notes

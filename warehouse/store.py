@@ -115,13 +115,25 @@ class Warehouse:
     # -- forms ----------------------------------------------------------------------------------
 
     def register_form(self, *, asset_uid: str, server_url: str, name: str, schema: FormSchema,
-                      version_uid: str | None, content: Mapping[str, Any]) -> RegisteredForm:
-        """Create or extend the form's tables and rewrite its dictionary; idempotent."""
-        return self._guard(lambda: self._register(asset_uid, server_url, name, schema, version_uid, content),
-                           f"set up the tables of form {asset_uid}")
+                      version_uid: str | None, content: Mapping[str, Any], deployed: bool = True) -> RegisteredForm:
+        """Create or extend the form's tables and rewrite its dictionary; idempotent.
+
+        `schema` may merge several versions; `version_uid`/`content` is the version being recorded, the
+        deployed one unless `deployed` is False (an older version met in the data)."""
+        return self._guard(
+            lambda: self._register(asset_uid, server_url, name, schema, version_uid, content, deployed),
+            f"set up the tables of form {asset_uid}")
+
+    def stored_versions(self, asset_uid: str) -> dict[str, Mapping[str, Any]]:
+        """Every form version recorded for the asset: version uid → its KoBo content, oldest first."""
+        fv = bk.form_versions
+        with self.engine.connect() as conn:
+            return {v: orjson.loads(c) for v, c in conn.execute(
+                sa.select(fv.c.version_uid, fv.c.content).where(fv.c.asset_uid == asset_uid)
+                .order_by(fv.c.first_seen_at))}
 
     def _register(self, asset_uid: str, server_url: str, name: str, schema: FormSchema,
-                  version_uid: str | None, content: Mapping[str, Any]) -> RegisteredForm:
+                  version_uid: str | None, content: Mapping[str, Any], deployed: bool) -> RegisteredForm:
         now = utcnow()
         with self.engine.begin() as conn:
             existing = conn.execute(sa.select(bk.forms.c.table_name).where(bk.forms.c.asset_uid == asset_uid)
@@ -143,7 +155,9 @@ class Warehouse:
             if self.has_schemas:  # the views are re-created: one worker at a time
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
             values = {"server_url": server_url, "name": name, "form_id": schema.form_id,
-                      "version_id": version_uid, "languages": " ".join(schema.languages)}
+                      "languages": " ".join(schema.languages)}
+            if deployed or existing is None:
+                values["version_id"] = version_uid
             if existing is None:
                 conn.execute(bk.forms.insert().values(asset_uid=asset_uid, table_name=table_name,
                                                       first_synced_at=None, **values))
