@@ -47,6 +47,10 @@ def _json_param(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+class _Transient(Exception):
+    """A 2xx answer that is damaged; retried like a 503."""
+
+
 class KoboClient:
     """One KoBo server and one token. Cheap to create; reuses one HTTP connection pool."""
 
@@ -87,26 +91,35 @@ class KoboClient:
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                 json: Any = None, files: Any = None, data: Any = None) -> requests.Response:
         """Send one request, retrying transient failures; raise KoboRefused/KoboUnavailable."""
+        return self._send(method, path, params=params, json=json, files=files, data=data)
+
+    def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+              files: Any = None, data: Any = None, parse: Callable[[requests.Response], Any] | None = None) -> Any:
+        """The retry loop. `parse` turns a 2xx answer into a value, raising _Transient when the answer is
+        damaged (half a JSON body, a page missing its results): that is retried like a 503."""
         url = self._url(path)
         last_problem = ""
         for attempt in range(1, self.retry.attempts + 1):
             self.requests_made += 1
+            retry_after = None
             try:
                 resp = self._session.request(method, url, params=params, json=json, files=files,
                                              data=data, timeout=self.timeout)
-            except requests.Timeout:
-                last_problem = f"no answer within {self.timeout[1]:.0f} s"
-                wait = self._backoff(attempt, None)
-            except requests.ConnectionError as exc:
-                last_problem = f"cannot connect ({_reason(exc)})"
-                wait = self._backoff(attempt, None)
-            else:
                 if resp.status_code < 400:
-                    return resp
+                    return parse(resp) if parse else resp
                 if resp.status_code not in RETRY_STATUSES:
                     raise self._refusal(method, url, resp)
                 last_problem = f"KoBo answered {resp.status_code}"
-                wait = self._backoff(attempt, resp.headers.get("Retry-After"))
+                retry_after = resp.headers.get("Retry-After")
+            except requests.Timeout:
+                last_problem = f"no answer within {self.timeout[1]:.0f} s"
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:
+                last_problem = f"cannot connect ({_reason(exc)})" if isinstance(exc, requests.ConnectionError) \
+                    else "the connection broke in the middle of the answer"
+            except _Transient as exc:
+                last_problem = str(exc)
+            wait = self._backoff(attempt, retry_after)
             if attempt < self.retry.attempts:
                 log.warning("%s %s: %s; retry %d of %d in %.1f s", method, _path(url), last_problem,
                             attempt, self.retry.attempts - 1, wait)
@@ -140,14 +153,23 @@ class KoboClient:
             msg = f"KoBo answered {status} to {method} {_path(url)}: {detail}"
         return KoboRefused(msg, status=status)
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        resp = self.request("GET", path, params=params)
-        try:
-            return orjson.loads(resp.content)
-        except orjson.JSONDecodeError as exc:
-            raise KoboUnavailable(
-                f"GET {_path(self._url(path))}: the answer is not JSON ({len(resp.content)} bytes, "
-                f"{exc}); is {self.server_url} a KoBo server?") from exc
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None,
+                 check: Callable[[Any], str | None] | None = None) -> Any:
+        """GET and parse JSON; a damaged body (or one `check` finds wrong) is retried, then refused."""
+        def parse(resp: requests.Response) -> Any:
+            try:
+                body = orjson.loads(resp.content)
+            except orjson.JSONDecodeError:
+                if "json" not in resp.headers.get("Content-Type", "json"):
+                    raise KoboUnavailable(f"GET {_path(self._url(path))}: the answer is not JSON "
+                                          f"({resp.headers.get('Content-Type')}); is {self.server_url} a KoBo "
+                                          "server?") from None
+                raise _Transient(f"the JSON answer was cut short ({len(resp.content)} bytes)") from None
+            problem = check(body) if check else None
+            if problem:
+                raise _Transient(problem)
+            return body
+        return self._send("GET", path, params=params, parse=parse)
 
     # -- assets ---------------------------------------------------------------------------------
 
@@ -155,10 +177,14 @@ class KoboClient:
         """Every asset the token can see, matching KoBo's `q` search (default: every survey)."""
         url: str | None = "/api/v2/assets/"
         params: dict[str, Any] | None = {"q": q, "limit": MAX_PAGE_SIZE}
+        seen: set[str] = set()
         while url:
             body = self.get_json(url, params)
             yield from body.get("results", [])
             url, params = body.get("next"), None
+            if url in seen:
+                raise KoboUnavailable(f"{self.server_url}: the asset list's 'next' link repeats a page ({url})")
+            seen.add(url or "")
 
     def asset(self, uid: str) -> dict[str, Any]:
         """Asset detail, including `content` (the form's current rows) and `deployed_versions`."""
@@ -190,9 +216,14 @@ class KoboClient:
             params["sort"] = _json_param(sort)
         if fields:
             params["fields"] = _json_param(fields)
-        body = self.get_json(f"/api/v2/assets/{uid}/data/", params)
-        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-            raise KoboUnavailable(f"/api/v2/assets/{uid}/data/ answered without a 'results' list")
+        def check(body: Any) -> str | None:
+            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+                return "the answer has no 'results' list"
+            if not body["results"] and int(body.get("count") or 0) > start:
+                return f"KoBo counted {body['count']} submissions but sent none from position {start}"
+            return None
+
+        body = self.get_json(f"/api/v2/assets/{uid}/data/", params, check)
         return Page(count=int(body.get("count") or 0), next=body.get("next"), results=body["results"])
 
     def iter_data_pages(

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from amina.errors import AminaError, KoboError, KoboRefused, SyncInterrupted
+from amina.errors import AminaError, KoboError, KoboRefused, KoboUnavailable, SyncInterrupted
 from forms.schema import FormSchema
 from sync.client import MAX_PAGE_SIZE, KoboClient
 from warehouse.store import RegisteredForm, Warehouse, Watermark
@@ -193,7 +193,11 @@ def sync_asset(
             if not page.results:
                 break
             last = page.results[-1]
-            cursor = Watermark(str(last.get("_submission_time", "")), int(last["_id"]))
+            before, cursor = cursor, Watermark(str(last.get("_submission_time", "")), int(last["_id"]))
+            if before is not None and (cursor.submission_time, cursor.submission_id) <= \
+                    (before.submission_time, before.submission_id):
+                raise KoboUnavailable(f"{client.server_url} answered a page of {asset_uid} that does not move past "
+                                      f"submission {before.submission_id}: stopping instead of looping")
             prepared.evolve(client, warehouse, page.results, report)
             result = warehouse.load_page(prepared.form, page.results, cursor, run_id=report.run_id)
             report.pages += 1

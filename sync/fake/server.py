@@ -14,7 +14,10 @@ import base64
 import contextlib
 import hashlib
 import re
+import socket
 import threading
+import time
+from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +63,20 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 NESTED = {"versions", "version", "deployment_get", "deployment_post", "deployment_patch", "data_list", "bulk_edit",
           "bulk_delete", "bulk_validation", "bulk_validation_clear", "validation_get", "validation_patch",
           "validation_delete", "attachment", "submission_get", "submission_delete"}
+
+
+FAULTS = ("429", "500", "502", "503", "504", "reset", "truncated", "hang", "repeat_next", "empty")
+
+
+@dataclass
+class Fault:
+    """A misbehaviour to inflict on the next `times` requests whose path contains `path`."""
+
+    kind: str
+    times: int = 1
+    path: str = "/data/"
+    retry_after: int = 1
+    hang_seconds: float = 3.0
 
 
 class Reply(Exception):
@@ -123,9 +140,19 @@ class Handler(BaseHTTPRequestHandler):
         self.params = dict(parse_qsl(parts.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
+        fault = self.server.take_fault(parts.path)
         try:
+            if fault and fault.kind[0].isdigit():
+                headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "429" else {}
+                raise Reply(int(fault.kind), {"detail": "Request was throttled." if fault.kind == "429" else
+                                              "Server error"}, headers=headers)
+            if fault and fault.kind == "hang":
+                time.sleep(fault.hang_seconds)
             self._route(method, parts.path)
         except Reply as reply:
+            if fault and reply.status == 200 and reply.raw is None:
+                self._misbehave(fault, reply)
+                return
             self._send(reply)
         except QueryError as exc:
             self._send(Reply(400, exc.body))
@@ -177,6 +204,29 @@ class Handler(BaseHTTPRequestHandler):
             raise Reply(404, {"detail": "No Asset matches the given query."} if nested else {"detail": "Not found."})
         if self.user is None:  # anonymous: private projects look like they do not exist (§0)
             raise Reply(404, {"detail": "Not found."})
+
+    def _misbehave(self, fault: Fault, reply: Reply) -> None:
+        body = reply.body
+        if fault.kind == "repeat_next" and isinstance(body, dict) and "next" in body:
+            body = {**body, "next": self._url(urlsplit(self.path).path, sorted(self.params.items()))}
+        if fault.kind == "empty" and isinstance(body, dict) and "results" in body:
+            body = {**body, "results": []}
+        data = orjson.dumps(body)
+        if fault.kind == "truncated":
+            data = data[: len(data) // 2]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if fault.kind == "reset":  # promise the whole body, send half, drop the connection
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send(self, reply: Reply) -> None:
         data = reply.raw if reply.raw is not None else (b"" if reply.status == 204 else orjson.dumps(reply.body))
@@ -442,6 +492,16 @@ class _Server(ThreadingHTTPServer):
     store: KoboStore
     token: str
     host_port: str
+    faults: list[Fault]
+    faults_lock: threading.Lock
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self.faults_lock:
+            for fault in self.faults:
+                if fault.path in path and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
 
 
 class FakeKobo:
@@ -451,6 +511,8 @@ class FakeKobo:
         self.port = port
         self.token = token or hashlib.sha1(f"amina-fake-token-{seed}".encode()).hexdigest()
         self.store = KoboStore(seed=seed, owner=username)
+        self.faults: list[Fault] = []
+        self._faults_lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -463,12 +525,30 @@ class FakeKobo:
     def start(self) -> FakeKobo:
         httpd = _Server(("127.0.0.1", self.port), Handler)
         httpd.store, httpd.token = self.store, self.token
+        httpd.faults, httpd.faults_lock = self.faults, self._faults_lock
         self._httpd = httpd
         httpd.host_port = f"127.0.0.1:{httpd.server_address[1]}"
         self.store.base_url = self.base_url
         self._thread = threading.Thread(target=httpd.serve_forever, name="fake-kobo", daemon=True)
         self._thread.start()
         return self
+
+    def inject(self, kind: str, *, times: int = 1, path: str = "/data/", retry_after: int = 1,
+               hang_seconds: float = 3.0) -> Fault:
+        """Make the next `times` requests to paths containing `path` fail with `kind` (see FAULTS):
+        an HTTP status (429 with Retry-After, 5xx), `reset` (connection dropped mid-body), `truncated`
+        (half a JSON body), `hang` (answer after `hang_seconds`), `repeat_next` (a `next` link to the
+        same page), `empty` (a page with its results missing)."""
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
+        fault = Fault(kind, times, path, retry_after, hang_seconds)
+        with self._faults_lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._faults_lock:
+            self.faults.clear()
 
     def stop(self) -> None:
         if self._httpd is not None:
