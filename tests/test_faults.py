@@ -62,6 +62,6 @@ def test_a_fault_that_persists_fails_the_run_clearly_and_keeps_the_watermark(ser
 def test_a_damaged_answer_is_never_taken_for_no_submissions(kind, server, asset_uid, loaded, tmp_path):
     server.inject(kind, times=100)
     wh = open_warehouse(tmp_path / "w.db")
-    with pytest.raises(KoboUnavailable, match="cut short|sent none"):
+    with pytest.raises(KoboUnavailable, match=r"cut short|sent none"):
         sync_asset(flaky_client(server, []), wh, asset_uid, page_size=10)
     assert table_rows(wh, "household") == [] and wh.watermark(asset_uid) is None
