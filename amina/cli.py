@@ -44,7 +44,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
     if log_format not in ("text", "json"):
         raise ConfigError(f"--log-format: '{log_format}' must be text or json")
     _state["debug"] = debug
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    # on a terminal the progress bar tells; elsewhere (cron, CI, a pipe) plain log lines do
+    level = logging.DEBUG if debug else logging.INFO if verbose or not err.is_terminal else logging.WARNING
     configure(level, log_format, _token_env_names())
 
 
@@ -119,6 +120,8 @@ def sync(
                                     help="Look for edits, reviews and deletions every N syncs (0: never)."),
     max_delete_fraction: float = typer.Option(0.5, "--max-delete-fraction", min=0, max=1,
                                               help="Stop if a sweep would mark more than this share deleted."),
+    attachments_dir: Path = typer.Option(None, "--attachments-dir",
+                                         help="Also download attachment files into this directory."),
     config: str = typer.Option(None, "--config", help="Sync every asset of this config file instead of flags."),
 ) -> None:
     """Pull new submissions from KoBo into the warehouse (the first run loads everything).
@@ -143,7 +146,8 @@ def sync(
         if not uids:
             raise ConfigError(f"the account behind {token_env} has no deployed survey on {server}")
     options = {"page_size": page_size, "overlap": dt.timedelta(minutes=overlap_minutes),
-               "sweep_every": sweep_every, "max_delete_fraction": max_delete_fraction}
+               "sweep_every": sweep_every, "max_delete_fraction": max_delete_fraction,
+               "attachments_dir": attachments_dir}
     failures = run_syncs(client, warehouse, uids, **options)
     if failures:
         raise typer.Exit(code=4)

@@ -23,10 +23,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from amina.errors import AminaError, KoboError, KoboRefused, KoboUnavailable, SyncInterrupted
 from forms.schema import FormSchema
+from sync.attachments import download_attachments
 from sync.client import MAX_PAGE_SIZE, KoboClient
 from warehouse.store import RegisteredForm, Warehouse, Watermark
 
@@ -53,6 +55,7 @@ class SyncReport:
     unchanged: int = 0
     bad_values: int = 0
     deleted: int = 0
+    attachments: int = 0  # files downloaded
     swept: bool = False
     sweep_requests: int = 0
     sweep_seconds: float = 0.0
@@ -163,6 +166,7 @@ def sync_asset(
     sweep_every: int = 1,
     max_delete_fraction: float = 0.5,
     should_stop: Callable[[], bool] | None = None,
+    attachments_dir: Path | None = None,
 ) -> SyncReport:
     """Pull what is new on KoBo for one asset into the warehouse, then (every `sweep_every` syncs;
     0 = never) sweep for edits, reviews and deletions. Raises AminaError on failure, after recording
@@ -172,6 +176,7 @@ def sync_asset(
     deleted stops instead (a server that suddenly answers with nothing is more likely than a
     programme deleting half its data); pass 1.0 to accept it.
 
+    `attachments_dir`: also download each stored submission's attachment files there.
     `should_stop` is asked after each page is stored; when it answers True the run ends there
     (status "interrupted"), with everything stored so far kept and the watermark on it.
     """
@@ -200,6 +205,8 @@ def sync_asset(
                                       f"submission {before.submission_id}: stopping instead of looping")
             prepared.evolve(client, warehouse, page.results, report)
             result = warehouse.load_page(prepared.form, page.results, cursor, run_id=report.run_id)
+            if attachments_dir is not None:
+                report.attachments += download_attachments(client, attachments_dir, asset_uid, page.results)
             report.pages += 1
             report.fetched += len(page.results)
             report.inserted += result.inserted
@@ -208,13 +215,16 @@ def sync_asset(
             report.bad_values += result.bad_values
             if progress:
                 progress(report.fetched, max(report.to_fetch, report.fetched))
+            log.info("asset %s: %d of %d submissions stored", asset_uid, report.fetched,
+                     max(report.to_fetch, report.fetched))
             if not page.next:
                 break
             if should_stop and should_stop():
                 raise SyncInterrupted(f"sync of {asset_uid} stopped on request after {report.fetched:,} "
                                       "submissions; the next run resumes from there")
         if watermark is not None and warehouse.sweep_due(asset_uid, sweep_every):  # a first load is fresh
-            sweep(client, warehouse, prepared, report, page_size=page_size, max_delete_fraction=max_delete_fraction)
+            sweep(client, warehouse, prepared, report, page_size=page_size, max_delete_fraction=max_delete_fraction,
+                  attachments_dir=attachments_dir)
         warehouse.record_sync(asset_uid, swept=report.swept or watermark is None)
         report.status = "ok"
     except SyncInterrupted as exc:
@@ -238,7 +248,8 @@ def sync_asset(
 
 
 def sweep(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport, *,
-          page_size: int = MAX_PAGE_SIZE, max_delete_fraction: float = 0.5) -> None:
+          page_size: int = MAX_PAGE_SIZE, max_delete_fraction: float = 0.5,
+          attachments_dir: Path | None = None) -> None:
     """Find edits, validation changes, deletions and missed submissions; store them. See the module doc."""
     started, requests_before = time.monotonic(), client.requests_made
     form = prepared.form
@@ -266,6 +277,8 @@ def sweep(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, repo
             prepared.evolve(client, warehouse, full.results, report)
             form = prepared.form
             result = warehouse.load_page(form, full.results, None, run_id=report.run_id)
+            if attachments_dir is not None:
+                report.attachments += download_attachments(client, attachments_dir, uid, full.results)
             report.fetched += len(full.results)
             report.inserted += result.inserted
             report.updated += result.updated

@@ -50,6 +50,8 @@ def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *
                         overlap=dt.timedelta(minutes=config.sync.overlap_minutes),
                         sweep_every=config.sync.sweep_every, max_delete_fraction=config.sync.max_delete_fraction,
                         sensitive=asset.sensitive, should_stop=should_stop,
+                        attachments_dir=config.attachments.directory if config.attachments.mode == "download"
+                        else None,
                         progress=progress(uid) if progress else None)
                 outcomes.append(report)
                 log.info("synced %s from %s: %d new, %d updated, %d deleted, %d bad values in %.1f s",

@@ -218,3 +218,23 @@ def test_cli_sync_all_deployed(server, asset_uid, tmp_path):
                    env={"KOBO_TOKEN": server.token})
     assert proc.returncode == 0, proc.stderr
     assert "household" in proc.stdout and server.token not in proc.stdout + proc.stderr
+
+
+def test_attachments_are_downloaded_once(server, client, asset_uid, tmp_path):
+    add(server, asset_uid, 1, 4)
+    wh = open_warehouse(tmp_path / "w.db")
+    files = tmp_path / "files"
+    report = sync_asset(client, wh, asset_uid, attachments_dir=files)
+    assert report.attachments == 4
+    got = sorted(files.rglob("*.jpg"))
+    assert len(got) == 4 and all(p.read_bytes() == JPEG for p in got)
+    assert got[0].parent.parent.name == asset_uid
+    again = sync_asset(client, wh, asset_uid, attachments_dir=files)
+    assert again.attachments == 0
+
+
+def test_cli_logs_progress_lines_when_not_on_a_terminal(server, asset_uid, tmp_path):
+    add(server, asset_uid, 1, 3)
+    proc = run_cli("sync", "--server", server.base_url, "--asset", asset_uid, "--db", str(tmp_path / "w.db"),
+                   env={"KOBO_TOKEN": server.token})
+    assert proc.returncode == 0 and "3 of 3 submissions stored" in proc.stderr
