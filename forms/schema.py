@@ -148,6 +148,7 @@ class FormSchema:
     fields: tuple[Field, ...]
     repeats: tuple[Repeat, ...]
     choice_lists: Mapping[str, ChoiceList]
+    conflicts: Mapping[str, str] = field(default_factory=dict)  # path → how versions disagree on its type
 
     @property
     def default_language(self) -> str:
@@ -188,6 +189,13 @@ class FormSchema:
         fields = list(self.fields)
         have = set(self.by_path)
         fields += [f for f in other.fields if f.path not in have]
+        conflicts = dict(other.conflicts)
+        conflicts.update(self.conflicts)
+        for f in other.fields:
+            mine = self.by_path.get(f.path)
+            if mine is not None and mine.kind != f.kind and mine.stores_data and f.stores_data:
+                conflicts[f.path] = (f"version {other.version or '?'} has it as {f.kind.value}; its column keeps "
+                                     f"{mine.kind.value} (values that do not fit are kept raw and reported)")
         repeats = list(self.repeats) + [r for r in other.repeats if r.path not in self.repeats_by_path]
         lists = dict(self.choice_lists)
         for name, cl in other.choice_lists.items():
@@ -201,7 +209,8 @@ class FormSchema:
         languages = self.languages + tuple(lang for lang in other.languages if lang not in self.languages)
         names = {**other.language_names, **self.language_names}
         return FormSchema(form_id=self.form_id, title=self.title, version=self.version, languages=languages,
-                          language_names=names, fields=tuple(fields), repeats=tuple(repeats), choice_lists=lists)
+                          language_names=names, fields=tuple(fields), repeats=tuple(repeats), choice_lists=lists,
+                          conflicts=conflicts)
 
     # -- builders ---------------------------------------------------------------------------------
 

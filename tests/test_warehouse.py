@@ -278,3 +278,57 @@ def test_grants_on_sqlite_explain_why_not(tmp_path):
 
     with pytest.raises(WarehouseError, match="SQLite, which has no roles"):
         Warehouse(str(tmp_path / "w.db")).grant_analyst()
+
+
+def _content(*rows):
+    return {"survey": [{"type": t, "name": n, "$autoname": n, "label": [n.title()]} for t, n in rows],
+            "choices": [], "translations": [None], "settings": {"form_id": "evolving"}}
+
+
+def test_a_new_form_version_evolves_the_tables_without_losing_a_value(warehouse):
+    from forms.schema import FormSchema
+
+    v1 = _content(("integer", "count"), ("text", "dropped"), ("text", "kept"))
+    v2 = _content(("text", "count"), ("text", "kept"), ("decimal", "added"))
+    form1 = warehouse.register_form(asset_uid="aEvo", server_url="http://kobo.test", name="Evolving",
+                                    schema=FormSchema.from_content(v1), version_uid="v1", content=v1)
+    warehouse.load_page(form1, [{"_id": 1, "_uuid": "u1", "count": "3", "dropped": "old", "kept": "k"}], None)
+    merged = FormSchema.from_content(v2).merged(FormSchema.from_content(v1))  # as the sync builds it
+    form2 = warehouse.register_form(asset_uid="aEvo", server_url="http://kobo.test", name="Evolving",
+                                    schema=merged, version_uid="v2", content=v2)
+    result = warehouse.load_page(form2, [{"_id": 2, "_uuid": "u2", "count": "7", "kept": "k2", "added": "1.5"},
+                                         {"_id": 3, "_uuid": "u3", "count": "many", "kept": "k3"}], None)
+    assert result.bad_values == 1  # "many" does not fit the integer column: kept raw, reported
+    got = {r["_id"]: r for r in rows(warehouse, "evolving")}
+    assert (got[1]["count"], got[1]["dropped"], got[1]["added"]) == (3, "old", None)
+    assert (got[2]["count"], got[2]["added"], got[2]["dropped"]) == (7, 1.5, None)
+    assert got[3]["count"] is None and "count" in got[3]["_issues"]
+    fields = {r["path"]: r for r in rows(warehouse, "fields")}
+    assert "keeps integer" in fields["count"]["conflict"] and fields["count"]["sql_type"] == "BIGINT"
+    assert fields["kept"]["versions"] == "v1 v2" and fields["added"]["versions"] == "v2"
+    assert fields["dropped"]["versions"] == "v1" and fields["kept"]["conflict"] is None
+
+
+def test_fixed_tables_are_migrated_with_alembic(warehouse_url):
+    url = warehouse_url if "://" in warehouse_url else f"sqlite:///{warehouse_url}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a warehouse made before migrations existed: revision 0001's tables only
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("CREATE SCHEMA restricted"))
+        from alembic import command
+        from alembic.config import Config
+
+        from warehouse.store import MIGRATIONS
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn.execution_options(
+            schema_translate_map=None if engine.dialect.name == "postgresql" else {"restricted": None})
+        command.upgrade(cfg, "0001")
+        conn.execute(sa.text('DROP TABLE "amina_schema_version"'))
+    engine.dispose()
+    wh = Warehouse(warehouse_url)  # stamps 0001, then upgrades to head
+    with wh.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM amina_schema_version")).scalar_one() == "0002"
+        assert {"versions", "conflict"} <= {c["name"] for c in sa.inspect(conn).get_columns("fields")}
+    wh.dispose()
+    Warehouse(warehouse_url).dispose()  # idempotent

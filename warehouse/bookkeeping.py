@@ -64,6 +64,8 @@ fields = sa.Table(
     sa.Column("calculation", sa.Text),
     sa.Column("sensitive", sa.Boolean, nullable=False),
     sa.Column("position", sa.Integer, nullable=False, comment="order in the form"),
+    sa.Column("versions", sa.Text, comment="the form versions (space separated, oldest first) that have it"),
+    sa.Column("conflict", sa.Text, comment="set when versions disagree on its type; the column keeps the first"),
     quote=True,
 )
 

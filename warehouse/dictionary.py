@@ -4,27 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
-from forms.schema import FormSchema
 from warehouse import bookkeeping as bk
 from warehouse.store import Warehouse
-
-
-def _versions_by_path(conn: sa.Connection, asset_uid: str) -> dict[str, list[str]]:
-    """Question path → the form versions (in the order first seen) that have it."""
-    out: dict[str, list[str]] = {}
-    fv = bk.form_versions
-    for version, content in conn.execute(sa.select(fv.c.version_uid, fv.c.content)
-                                         .where(fv.c.asset_uid == asset_uid).order_by(fv.c.first_seen_at)):
-        try:
-            schema = FormSchema.from_content(orjson.loads(content))
-        except Exception:  # a version we cannot read must not hide the others
-            continue
-        for path in schema.by_path:
-            out.setdefault(path, []).append(version)
-    return out
 
 
 def dictionary(warehouse: Warehouse, form: str | None = None) -> list[dict[str, Any]]:
@@ -40,17 +23,14 @@ def dictionary(warehouse: Warehouse, form: str | None = None) -> list[dict[str, 
         labels: dict[tuple[str, str], dict[str, str | None]] = {}
         for row in conn.execute(sa.select(fl)).mappings():
             labels.setdefault((row["asset_uid"], row["path"]), {})[row["lang"]] = row["label"]
-        versions: dict[str, dict[str, list[str]]] = {}
         for row in conn.execute(q).mappings():
             uid = row["asset_uid"]
-            if uid not in versions:
-                versions[uid] = _versions_by_path(conn, uid)
             entry = {k: row[k] for k in ("table_name", "column_name", "path", "xlsform_type", "sql_type",
-                                         "choice_list", "bridge_table", "sensitive")}
+                                         "choice_list", "bridge_table", "sensitive", "conflict")}
             entry["sensitive"] = bool(entry["sensitive"])
             for lang in (row["languages"] or "").split():
                 entry[f"label_{lang}"] = labels.get((uid, row["path"]), {}).get(lang)
-            entry["versions"] = " ".join(versions[uid].get(row["path"], []))
+            entry["versions"] = row["versions"] or ""
             entry["asset_uid"] = uid
             entries.append(entry)
     return entries

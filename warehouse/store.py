@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -22,19 +23,20 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from amina.errors import AssetBusy, WarehouseError
-from forms.schema import FormSchema, Kind
+from amina.errors import AminaError, AssetBusy, WarehouseError
+from forms.schema import Field, FormSchema, Kind
 from warehouse import bookkeeping as bk
 from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.naming import identifier, short_hash
 from warehouse.protect import Pseudonymizer, missing_key_error
-from warehouse.tables import GEO_PARTS, FormTables
+from warehouse.tables import GEO_PARTS, FormTables, sql_type_of
 from warehouse.views import ANALYST_ROLE, create_views, grant_analyst
 
 log = logging.getLogger(__name__)
 
 
 _local_locks: dict[str, threading.Lock] = {}
+MIGRATIONS = Path(__file__).parent / "migrations"
 DDL_LOCK = 0x616D696E61  # "amina": serializes schema changes between workers sharing one PostgreSQL
 
 
@@ -90,13 +92,23 @@ class Warehouse:
         return self.engine.dialect.name == "postgresql"
 
     def _create_bookkeeping(self) -> None:
+        """Create or migrate the fixed tables with Alembic (warehouse/migrations)."""
+        from alembic import command
+        from alembic.config import Config
+
         with self.engine.begin() as conn:
             if self.has_schemas:
                 # several workers may start at once; PostgreSQL's IF NOT EXISTS does not make DDL race-free
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
                 for schema in (bk.RESTRICTED_SCHEMA, bk.ANALYST_SCHEMA):
                     conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            bk.metadata.create_all(conn)
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            inspector = sa.inspect(conn)
+            if inspector.has_table("forms") and not inspector.has_table("amina_schema_version"):
+                command.stamp(cfg, "0001")  # made before the warehouse had migrations: the first revision's shape
+            command.upgrade(cfg, "head")
 
     @property
     def safe_url(self) -> str:
@@ -147,6 +159,7 @@ class Warehouse:
                     table_name = identifier(f"{wanted}_{short_hash(asset_uid, 6)}")
             else:
                 table_name = existing
+        schema = self._keep_column_types(schema, table_name)
         tables = FormTables(schema, table_name)
         if schema.sensitive_paths and self.pseudonymizer is None:
             raise missing_key_error(name, list(schema.sensitive_paths))
@@ -171,9 +184,37 @@ class Warehouse:
                     conn.execute(bk.form_versions.insert().values(
                         asset_uid=asset_uid, version_uid=version_uid,
                         content=orjson.dumps(content).decode(), first_seen_at=now))
-            self._write_dictionary(conn, asset_uid, tables)
+            self._write_dictionary(conn, asset_uid, tables, self._versions_by_path(conn, asset_uid))
             create_views(conn, tables)
         return RegisteredForm(asset_uid=asset_uid, tables=tables, flattener=Flattener(tables, self.pseudonymizer))
+
+    def _keep_column_types(self, schema: FormSchema, table_name: str) -> FormSchema:
+        """A question whose type changed between versions keeps the type its column already has: the
+        schema is adjusted to the column, and the conflict recorded for the dictionary."""
+        planned = FormTables(schema, table_name)
+        changed: dict[str, Field] = {}
+        conflicts = dict(schema.conflicts)
+        with self.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            for plan in planned.plans.values():
+                if not inspector.has_table(plan.name):
+                    continue
+                existing = {c["name"]: c["type"] for c in inspector.get_columns(plan.name)}
+                for cp in plan.columns:
+                    f = cp.field
+                    if f.kind is Kind.GEOPOINT or f.sensitive or cp.columns[0] not in existing:
+                        continue
+                    kind = _kind_of(existing[cp.columns[0]])
+                    if _kind_of(sql_type_of(f)) != kind:
+                        changed[f.path] = dataclasses.replace(f, kind=kind)
+                        conflicts[f.path] = (f"the form now has it as {f.kind.value}; its column keeps "
+                                             f"{kind.value} (values that do not fit are kept raw and reported)")
+        if not changed:
+            return schema
+        log.warning("form %s: %d question(s) changed type; their columns keep the old type", table_name,
+                    len(changed))
+        return dataclasses.replace(schema, fields=tuple(changed.get(f.path, f) for f in schema.fields),
+                                   conflicts=conflicts)
 
     def _create_or_extend(self, tables: FormTables) -> None:
         """Create missing tables; add columns a newer form version brought. Never drops anything."""
@@ -191,7 +232,23 @@ class Warehouse:
                         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
                         conn.execute(sa.text(f"ALTER TABLE {_q(conn, table.name)} ADD COLUMN {ddl}"))
 
-    def _write_dictionary(self, conn: sa.Connection, asset_uid: str, tables: FormTables) -> None:
+    @staticmethod
+    def _versions_by_path(conn: sa.Connection, asset_uid: str) -> dict[str, list[str]]:
+        """Question path → the recorded form versions (oldest first) that have it."""
+        out: dict[str, list[str]] = {}
+        fv = bk.form_versions
+        for version, content in conn.execute(sa.select(fv.c.version_uid, fv.c.content)
+                                             .where(fv.c.asset_uid == asset_uid).order_by(fv.c.first_seen_at)):
+            try:
+                paths = FormSchema.from_content(orjson.loads(content)).by_path
+            except (AminaError, ValueError, TypeError):  # one unreadable version must not hide the others
+                continue
+            for path in paths:
+                out.setdefault(path, []).append(version)
+        return out
+
+    def _write_dictionary(self, conn: sa.Connection, asset_uid: str, tables: FormTables,
+                          versions: dict[str, list[str]]) -> None:
         schema = tables.schema
         for t in (bk.fields, bk.field_labels, bk.choices):
             conn.execute(t.delete().where(t.c.asset_uid == asset_uid))
@@ -223,6 +280,8 @@ class Warehouse:
                         "choice_list": f.choice_list, "repeat_path": f.repeat, "required": f.required,
                         "relevant": f.relevant, "constraint": f.constraint, "calculation": f.calculation,
                         "sensitive": f.sensitive, "position": f.row or 0,
+                        "versions": " ".join(versions.get(f.path, [])) or None,
+                        "conflict": schema.conflicts.get(f.path),
                     })
         if field_rows:
             conn.execute(bk.fields.insert(), field_rows)
@@ -566,6 +625,19 @@ def _attachment_rows(asset_uid: str, submissions: Iterable[Mapping[str, Any]]) -
                              "question_xpath": a.get("question_xpath"), "filename": a.get("filename"),
                              "mimetype": a.get("mimetype"), "download_url": a.get("download_url")})
     return rows
+
+
+def _kind_of(sql_type: sa.types.TypeEngine) -> Kind:
+    """The storage kind a column's SQL type holds (select codes and times are text)."""
+    if isinstance(sql_type, sa.Integer):
+        return Kind.INTEGER
+    if isinstance(sql_type, sa.Float | sa.Numeric):
+        return Kind.DECIMAL
+    if isinstance(sql_type, sa.DateTime):
+        return Kind.DATETIME
+    if isinstance(sql_type, sa.Date):
+        return Kind.DATE
+    return Kind.TEXT
 
 
 def _epoch(value: dt.datetime | str | None) -> int | None:
