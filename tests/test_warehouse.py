@@ -332,3 +332,20 @@ def test_fixed_tables_are_migrated_with_alembic(warehouse_url):
         assert {"versions", "conflict"} <= {c["name"] for c in sa.inspect(conn).get_columns("fields")}
     wh.dispose()
     Warehouse(warehouse_url).dispose()  # idempotent
+
+
+def test_arabic_kurdish_and_emoji_round_trip_byte_for_byte(warehouse):
+    import orjson
+
+    from forms.schema import FormSchema
+
+    text = "ئەم دێڕە بە کوردییە، وهذه بالعربية 🌍👩🏽‍⚕️ \u200f!"
+    content = _content(("text", "note_text"), ("select_one", "code"))
+    form = warehouse.register_form(asset_uid="aText", server_url="http://kobo.test", name="Texts",
+                                   schema=FormSchema.from_content(content), version_uid="v1", content=content)
+    sub = {"_id": 1, "_uuid": "u", "note_text": text, "code": "ڕێکخراو"}
+    warehouse.load_page(form, [sub], None)
+    [row] = rows(warehouse, "evolving")
+    assert row["note_text"].encode("utf-8") == text.encode("utf-8") and row["code"] == "ڕێکخراو"
+    [raw] = rows(warehouse, "submissions_raw")
+    assert orjson.loads(raw["json"])["note_text"] == text
