@@ -92,14 +92,6 @@ def forms_build(
 
 # -- sync ---------------------------------------------------------------------------------------
 
-def _token(env_name: str) -> str:
-    token = os.environ.get(env_name, "").strip()
-    if not token:
-        raise ConfigError(f"the environment variable {env_name} is empty or not set: export {env_name}=<your "
-                          "KoBo API token> (KoBo → Account settings → Security → API key)")
-    return token
-
-
 def _progress() -> Progress:
     return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                     TaskProgressColumn(), TimeRemainingColumn(), console=err, transient=True,
@@ -128,38 +120,30 @@ def sync(
 
     Either name a server and assets with flags, or give a config file (--config, $AMINA_CONFIG, or
     ./amina.toml when no --server is given)."""
-    from sync.client import KoboClient
-    from warehouse.store import Warehouse
+    from amina.config import AssetConfig, AttachmentPolicy, Config, Schedule, ServerConfig, SyncOptions, load_config
 
     if server is None:
-        if sync_from_config(config):
-            raise typer.Exit(code=4)
-        return
-    if not assets and not all_deployed:
-        raise ConfigError("say which forms to sync: --asset UID (repeatable) or --all")
-    client = KoboClient(server, _token(token_env), token_source=f"the token in {token_env}")
-    warehouse = Warehouse(db, pseudonymizer=pseudonymizer_from_env())
-    uids = list(assets or [])
-    if all_deployed:
-        uids += [a["uid"] for a in client.iter_assets("asset_type:survey AND _deployment_status:deployed")
-                 if a["uid"] not in uids]
-        if not uids:
-            raise ConfigError(f"the account behind {token_env} has no deployed survey on {server}")
-    options = {"page_size": page_size, "overlap": dt.timedelta(minutes=overlap_minutes),
-               "sweep_every": sweep_every, "max_delete_fraction": max_delete_fraction,
-               "attachments_dir": attachments_dir}
-    failures = run_syncs(client, warehouse, uids, **options)
-    if failures:
+        cfg = load_config(config)
+    else:
+        if not assets and not all_deployed:
+            raise ConfigError("say which forms to sync: --asset UID (repeatable) or --all")
+        uids = ["all"] if all_deployed else list(dict.fromkeys(assets))
+        cfg = Config(
+            path=None, warehouse_url=db, servers={"cli": ServerConfig("cli", server.rstrip("/"), token_env)},
+            assets=tuple(AssetConfig(server="cli", uid=uid, schedule=Schedule(every_seconds=3600)) for uid in uids),
+            sync=SyncOptions(page_size=page_size, overlap_minutes=overlap_minutes, sweep_every=sweep_every,
+                             max_delete_fraction=max_delete_fraction),
+            attachments=AttachmentPolicy("download", attachments_dir) if attachments_dir else AttachmentPolicy())
+    if run_config(cfg):
         raise typer.Exit(code=4)
 
 
-def sync_from_config(path: str | None) -> int:
-    """Sync every [[assets]] entry of the config; return how many assets failed."""
-    from amina.config import load_config
+def run_config(cfg) -> int:  # type: ignore[no-untyped-def]
+    """Sync every asset of the config in turn; one failing asset does not stop the others.
+    Returns how many failed."""
     from sync.jobs import run_asset_config
     from warehouse.store import Warehouse
 
-    cfg = load_config(path)
     warehouse = Warehouse(cfg.warehouse_url, pseudonymizer=pseudonymizer_from_env())
     reports, failures = [], 0
     with _progress() as bar:
@@ -177,28 +161,6 @@ def sync_from_config(path: str | None) -> int:
     if reports:
         print_reports(reports)
     warehouse.dispose()
-    return failures
-
-
-def run_syncs(client, warehouse, uids: list[str], **options) -> int:  # type: ignore[no-untyped-def]
-    """Sync each asset in turn; one failing asset does not stop the others. Returns the failures."""
-    from sync.engine import sync_asset
-
-    reports, failures = [], 0
-    with _progress() as bar:
-        for uid in uids:
-            task = bar.add_task(f"sync {uid}", total=None)
-            try:
-                reports.append(sync_asset(client, warehouse, uid, **options,
-                                          progress=lambda done, total, t=task: bar.update(t, completed=done,
-                                                                                          total=total)))
-            except AminaError as exc:
-                failures += 1
-                err.print(f"[red]error[/] {uid}: {exc}", highlight=False)
-            finally:
-                bar.remove_task(task)
-    if reports:
-        print_reports(reports)
     return failures
 
 

@@ -135,6 +135,21 @@ def prepare_form(client: KoboClient, warehouse: Warehouse, asset_uid: str, *,
                         sensitive=sensitive)
 
 
+def store_page(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport,
+               submissions: list[dict[str, Any]], watermark: Watermark | None, attachments_dir: Path | None) -> None:
+    """Evolve the tables if the page brings a new form version, store it (with the watermark, if any),
+    fetch its attachments if asked, and count what happened."""
+    prepared.evolve(client, warehouse, submissions, report)
+    result = warehouse.load_page(prepared.form, submissions, watermark, run_id=report.run_id)
+    if attachments_dir is not None:
+        report.attachments += download_attachments(client, attachments_dir, prepared.form.asset_uid, submissions)
+    report.fetched += len(submissions)
+    report.inserted += result.inserted
+    report.updated += result.updated
+    report.unchanged += result.unchanged
+    report.bad_values += result.bad_values
+
+
 def since(watermark: Watermark, overlap: dt.timedelta) -> str:
     """The `_submission_time` a run starts from: the watermark's second, less the overlap window."""
     try:
@@ -203,16 +218,8 @@ def sync_asset(
                     (before.submission_time, before.submission_id):
                 raise KoboUnavailable(f"{client.server_url} answered a page of {asset_uid} that does not move past "
                                       f"submission {before.submission_id}: stopping instead of looping")
-            prepared.evolve(client, warehouse, page.results, report)
-            result = warehouse.load_page(prepared.form, page.results, cursor, run_id=report.run_id)
-            if attachments_dir is not None:
-                report.attachments += download_attachments(client, attachments_dir, asset_uid, page.results)
+            store_page(client, warehouse, prepared, report, page.results, cursor, attachments_dir)
             report.pages += 1
-            report.fetched += len(page.results)
-            report.inserted += result.inserted
-            report.updated += result.updated
-            report.unchanged += result.unchanged
-            report.bad_values += result.bad_values
             if progress:
                 progress(report.fetched, max(report.to_fetch, report.fetched))
             log.info("asset %s: %d of %d submissions stored", asset_uid, report.fetched,
@@ -274,16 +281,8 @@ def sweep(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, repo
         gone.extend(local)  # stored ids in this range that KoBo no longer has
         for batch in _batches(refetch, REFETCH_BATCH):
             full = client.data_page(uid, query={"_id": {"$in": batch}}, sort={"_id": 1}, limit=len(batch))
-            prepared.evolve(client, warehouse, full.results, report)
+            store_page(client, warehouse, prepared, report, full.results, None, attachments_dir)
             form = prepared.form
-            result = warehouse.load_page(form, full.results, None, run_id=report.run_id)
-            if attachments_dir is not None:
-                report.attachments += download_attachments(client, attachments_dir, uid, full.results)
-            report.fetched += len(full.results)
-            report.inserted += result.inserted
-            report.updated += result.updated
-            report.unchanged += result.unchanged
-            report.bad_values += result.bad_values
         if last_page:
             break
         after = up_to

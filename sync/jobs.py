@@ -26,7 +26,10 @@ DEPLOYED_SURVEYS = "asset_type:survey AND _deployment_status:deployed"
 def asset_uids(client: KoboClient, asset: AssetConfig) -> list[str]:
     if asset.uid != "all":
         return [asset.uid]
-    return [a["uid"] for a in client.iter_assets(DEPLOYED_SURVEYS)]
+    uids = [a["uid"] for a in client.iter_assets(DEPLOYED_SURVEYS)]
+    if not uids:
+        log.warning("the account behind the token has no deployed survey on %s", client.server_url)
+    return uids
 
 
 def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *,
