@@ -349,3 +349,11 @@ def test_arabic_kurdish_and_emoji_round_trip_byte_for_byte(warehouse):
     assert row["note_text"].encode("utf-8") == text.encode("utf-8") and row["code"] == "ڕێکخراو"
     [raw] = rows(warehouse, "submissions_raw")
     assert orjson.loads(raw["json"])["note_text"] == text
+
+
+def test_the_watermark_never_moves_back(warehouse, form):
+    warehouse.load_page(form, [household_submission(5)], Watermark("2026-03-10T06:20:11", 5))
+    warehouse.load_page(form, [household_submission(2)], Watermark("2026-03-10T06:00:00", 2))  # an overlap re-read
+    assert warehouse.watermark("aHouse") == Watermark("2026-03-10T06:20:11", 5)
+    warehouse.load_page(form, [household_submission(9)], Watermark("2026-03-10T06:20:11", 9))
+    assert warehouse.watermark("aHouse") == Watermark("2026-03-10T06:20:11", 9)

@@ -480,10 +480,17 @@ class Warehouse:
                 conn.execute(t.delete().where(t.c.asset_uid == form.asset_uid, col.in_(chunk)))
 
     def _set_watermark(self, conn: sa.Connection, asset_uid: str, wm: Watermark, now: dt.datetime) -> None:
+        """Move the watermark forward to `wm`; never back (a run re-reading its overlap window must not
+        make the next run re-read more)."""
+        st = bk.sync_state
+        current = conn.execute(sa.select(st.c.watermark_time, st.c.watermark_id)
+                               .where(st.c.asset_uid == asset_uid)).first()
         values = {"watermark_time": wm.submission_time, "watermark_id": wm.submission_id, "updated_at": now}
-        updated = conn.execute(bk.sync_state.update().where(bk.sync_state.c.asset_uid == asset_uid).values(**values))
-        if updated.rowcount == 0:
-            conn.execute(bk.sync_state.insert().values(asset_uid=asset_uid, **values))
+        if current is None:
+            conn.execute(st.insert().values(asset_uid=asset_uid, **values))
+        elif current.watermark_time is None or (wm.submission_time, wm.submission_id) > \
+                (current.watermark_time, int(current.watermark_id)):
+            conn.execute(st.update().where(st.c.asset_uid == asset_uid).values(**values))
 
     def grant_analyst(self) -> str:
         """Create/refresh the amina_analyst role (PostgreSQL); return its name."""
