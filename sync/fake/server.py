@@ -1,76 +1,74 @@
-"""A fake KoBoToolbox API v2 server: real HTTP on 127.0.0.1, KoBo's JSON shapes, codes and paging.
+"""A fake KoBoToolbox API v2 server: real HTTP on 127.0.0.1, KoBo's JSON shapes, status codes, errors and paging.
 
-    with FakeKobo(seed=1) as kobo:          # an ephemeral port
+    with FakeKobo(seed=1) as kobo:           # an ephemeral port, a daemon thread
         kobo.base_url, kobo.token, kobo.store
 
-Endpoints and behaviour follow ../shared/kobo-api.md, section by section; it passes
-../shared/tools/kobo_conformance.py. Nothing in sync/ knows it is talking to a fake.
+Spec: /work/shared/kobo-api.md (section numbers below); it passes /work/shared/tools/kobo_conformance.py.
+Nothing in sync/ knows it talks to a fake. Always answers JSON (KoBo gives a browser HTML); `format` other than
+json is 404; no XML/GeoJSON renderers, no Enketo, no duplicates, no asset PATCH/DELETE.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import contextlib
 import hashlib
+import json
+import logging
 import re
 import socket
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import orjson
 
-from sync.fake.query import QueryError, compile_filter, project, sort_documents
-from sync.fake.store import BadRequest, KoboStore, NotFound
+from sync.fake.query import Query, QueryError, parse_json, parse_sort, project
+from sync.fake.store import KoboApiError, KoboStore, NotFound
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000  # DEFAULT_API_PAGE_SIZE, MAX_API_PAGE_SIZE (§1)
 DEMO_PASSWORD = "amina-demo"
+SERVER_ERROR_PAGE = b"<h1>Server Error (500)</h1>"  # Django's 500 page: unhandled exceptions are not JSON
+NOT_LOGGED_IN = {"detail": "Authentication credentials were not provided."}
+log = logging.getLogger(__name__)
 
-_ASSET = r"/api/v2/assets/(?P<uid>[^/]+)"
-ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(p + r"$"), name) for m, p, name in [
-        ("GET", r"/token/?", "token"),
-        ("GET", r"/api/v2/assets/?", "asset_list"),
-        ("POST", r"/api/v2/assets/?", "asset_create"),
-        ("GET", _ASSET + r"/", "asset_detail"),
-        ("GET", _ASSET + r"/versions/", "versions"),
-        ("GET", _ASSET + r"/versions/(?P<vuid>[^/]+)/", "version"),
-        ("GET", _ASSET + r"/deployment/", "deployment_get"),
-        ("POST", _ASSET + r"/deployment/", "deployment_post"),
-        ("PATCH", _ASSET + r"/deployment/", "deployment_patch"),
-        ("GET", _ASSET + r"/data(?:/|\.json)", "data_list"),
-        ("PATCH", _ASSET + r"/data/bulk/", "bulk_edit"),
-        ("DELETE", _ASSET + r"/data/bulk/", "bulk_delete"),
-        ("PATCH", _ASSET + r"/data/validation_statuses/", "bulk_validation"),
-        ("DELETE", _ASSET + r"/data/validation_statuses/", "bulk_validation_clear"),
-        ("GET", _ASSET + r"/data/(?P<sid>[^/]+)/validation_status/", "validation_get"),
-        ("PATCH", _ASSET + r"/data/(?P<sid>[^/]+)/validation_status/", "validation_patch"),
-        ("DELETE", _ASSET + r"/data/(?P<sid>[^/]+)/validation_status/", "validation_delete"),
-        ("GET", _ASSET + r"/data/(?P<sid>[^/]+)/attachments/(?P<att>[^/]+)/(?:(?:small|medium|large|original)/)?",
-         "attachment"),
-        ("GET", _ASSET + r"/data/(?P<sid>[^/.]+)(?:/|\.json)", "submission_get"),
-        ("DELETE", _ASSET + r"/data/(?P<sid>[^/]+)/", "submission_delete"),
-        ("POST", r"/api/v2/imports/?", "import_create"),
-        ("GET", r"/api/v2/imports/(?P<iuid>[^/]+)/", "import_get"),
-    ]
-]
-NESTED = {"versions", "version", "deployment_get", "deployment_post", "deployment_patch", "data_list", "bulk_edit",
-          "bulk_delete", "bulk_validation", "bulk_validation_clear", "validation_get", "validation_patch",
-          "validation_delete", "attachment", "submission_get", "submission_delete"}
-
-
+_ASSET = r"/api/v2/assets/(?P<uid>[^/.]+)"
+# (path pattern, who may call it, {method: handler}). "asset": the asset detail; "nested": an asset's nested
+# resources (404 for anonymous callers, §0); "login": 401 for anonymous callers; "open": decided by the handler.
+ROUTES: list[tuple[re.Pattern[str], str, dict[str, str]]] = [(re.compile(p), kind, handlers) for p, kind, handlers in [
+    (r"/token/?", "open", {"GET": "token"}),
+    (r"/api/v2/assets/?", "open", {"GET": "asset_list", "POST": "asset_create"}),
+    (_ASSET + r"/?", "asset", {"GET": "asset_detail"}),
+    (_ASSET + r"/versions/?", "nested", {"GET": "versions"}),
+    (_ASSET + r"/versions/(?P<vuid>[^/]+)/?", "nested", {"GET": "version"}),
+    (_ASSET + r"/deployment/?", "nested", {"GET": "deployment", "POST": "deploy", "PATCH": "redeploy"}),
+    (_ASSET + r"/data(?:/|\.json)?", "nested", {"GET": "data_list"}),
+    (_ASSET + r"/data/bulk/?", "nested", {"PATCH": "bulk_edit", "DELETE": "bulk_delete"}),
+    (_ASSET + r"/data/validation_statuses/?", "nested", {"PATCH": "validation_statuses",
+                                                           "DELETE": "validation_statuses"}),
+    (_ASSET + r"/data/(?P<sid>[^/]+)/validation_status/?", "nested",
+     {"GET": "validation_status", "PATCH": "validation_status", "DELETE": "validation_status"}),
+    (_ASSET + r"/data/(?P<sid>[^/]+)/attachments/(?P<att>[^/]+)(?:/(?P<size>small|medium|large|original))?/?",
+     "nested", {"GET": "attachment"}),
+    (_ASSET + r"/data/(?P<sid>[^/.]+)(?:/|\.json)?", "nested", {"GET": "submission", "DELETE": "submission"}),
+    (r"/api/v2/imports/?", "login", {"POST": "import_create"}),
+    (r"/api/v2/imports/(?P<iuid>[^/]+)/?", "login", {"GET": "import_status"}),
+]]
 FAULTS = ("429", "500", "502", "503", "504", "reset", "truncated", "hang", "repeat_next", "empty")
 
 
 @dataclass
 class Fault:
-    """A misbehaviour to inflict on the next `times` requests whose path contains `path`."""
+    """A misbehaviour to inflict on the next `times` requests whose path contains `path` (see FakeKobo.inject)."""
 
     kind: str
     times: int = 1
@@ -79,48 +77,74 @@ class Fault:
     hang_seconds: float = 3.0
 
 
-class Reply(Exception):
-    """Answer the request with this status and JSON body (or raw bytes)."""
+_TRUE = {"true", "True", "1", "yes", "on", True}  # True == 1
+_FALSE = {"false", "False", "0", "no", "off", False}  # False == 0
 
-    def __init__(self, status: int, body: Any = None, *, raw: bytes | None = None,
+
+class Reply(Exception):
+    """Answer the request now: `status` with a JSON `body`, or `raw` bytes."""
+
+    def __init__(self, status: int, body: Any = None, *, raw: bytes | None = None, content_type: str | None = None,
                  headers: dict[str, str] | None = None):
         super().__init__(status)
-        self.status, self.body, self.raw, self.headers = status, body, raw, headers or {}
+        self.status, self.body, self.raw, self.headers = status, body, raw, dict(headers or {})
+        self.content_type = content_type or ("application/json" if raw is None else "application/octet-stream")
 
 
-def _positive(value: str, name: str, *, zero_ok: bool, message: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise Reply(400, {name: message}) from None
-    if number < 0 or (number == 0 and not zero_ok):
-        raise Reply(400, {name: message})
+@dataclass(frozen=True, slots=True)
+class FormPart:
+    filename: str | None
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+def _boolean(value: Any, name: str) -> bool:
+    """DRF's BooleanField parsing."""
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise Reply(400, {name: ["Must be a valid boolean."]})
+
+
+def _positive_int(value: str, *, strict: bool) -> int:
+    """DRF's `_positive_int`: raises ValueError for non-integers, negatives and (strict) zero."""
+    number = int(value)
+    if number < 0 or (strict and number == 0):
+        raise ValueError(value)
     return number
 
 
-def _json_param(params: dict[str, str], name: str) -> Any:
-    if name not in params:
-        return None
-    try:
-        return orjson.loads(params[name])
-    except orjson.JSONDecodeError:
-        raise Reply(400, {name: "Value must be valid JSON."}) from None
+def multipart(content_type: str, body: bytes) -> dict[str, FormPart]:
+    """multipart/form-data → {field name: part}, with the `email` package (`cgi` is gone from Python)."""
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise Reply(400, {"detail": "Multipart form parse error - Invalid boundary in multipart: None"})
+    parts: dict[str, FormPart] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            parts[str(name)] = FormPart(part.get_filename(), part.get_payload(decode=True) or b"")
+    return parts
 
 
 class Handler(BaseHTTPRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.1"  # keep-alive: a sync's requests share one connection
+    disable_nagle_algorithm = True
+    server_version = "fake-kobo"
+    sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: no request log on stderr
         pass
 
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out as two writes: without this, Nagle's algorithm waits for the client's
-        # delayed ACK and every request costs ~40 ms on loopback
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
     def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
         self._dispatch("GET")
 
     def do_POST(self) -> None:
@@ -129,13 +153,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
     def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    # -- plumbing ---------------------------------------------------------------------------------
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
 
     @property
     def store(self) -> KoboStore:
@@ -143,371 +167,479 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
-        self.params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        length = int(self.headers.get("Content-Length") or 0)
-        self.body = self.rfile.read(length) if length else b""
+        self.url_path, self.raw_query = parts.path, parts.query
+        self.params = dict(parse_qsl(parts.query, keep_blank_values=True))  # Django's QueryDict.get: the last
+        self.body = self._read_body()
         fault = self.server.take_fault(parts.path)
         try:
-            if fault and fault.kind[0].isdigit():
-                headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "429" else {}
-                raise Reply(int(fault.kind), {"detail": "Request was throttled." if fault.kind == "429" else
-                                              "Server error"}, headers=headers)
-            if fault and fault.kind == "hang":
-                time.sleep(fault.hang_seconds)
-            self._route(method, parts.path)
+            if fault is not None:
+                self._fail_early(fault)
+            self._route(method)
         except Reply as reply:
-            if fault and reply.status == 200 and reply.raw is None:
+            if fault is not None and reply.status == 200 and reply.raw is None:
                 self._misbehave(fault, reply)
-                return
-            self._send(reply)
+            else:
+                self._send(reply)
+        except KoboApiError as exc:
+            self._send(Reply(exc.status, exc.body) if exc.body is not None else
+                       Reply(exc.status, raw=SERVER_ERROR_PAGE, content_type="text/html"))
         except QueryError as exc:
             self._send(Reply(400, exc.body))
-        except BadRequest as exc:
-            self._send(Reply(exc.status, exc.body))
-        except NotFound:
-            self._send(Reply(404, {"detail": "Not found."}))
+        except Exception:  # a bug in the fake: answer like Django does, and say so on stderr
+            log.exception("fake KoBo server failed on %s %s", method, self.path)
+            self._send(Reply(500, raw=SERVER_ERROR_PAGE, content_type="text/html"))
 
-    def _route(self, method: str, path: str) -> None:
-        allowed = []
-        for m, pattern, name in ROUTES:
-            found = pattern.match(path)
-            if not found:
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _route(self, method: str) -> None:
+        for pattern, kind, handlers in ROUTES:
+            found = pattern.fullmatch(self.url_path)
+            if found is None:
                 continue
-            if m != method:
-                allowed.append(m)
-                continue
-            self.user = self._authenticate(name)
-            kwargs = found.groupdict()
-            if name in NESTED or name == "asset_detail":
-                self._check_asset(kwargs["uid"], nested=name in NESTED)
-            getattr(self, f"_{name}")(**kwargs)
+            args = {k: v for k, v in found.groupdict().items() if v is not None}
+            self.user = self._authenticate()
+            if kind == "nested":  # AssetNestedObjectPermission runs before the method check
+                self._visible_asset(args["uid"], "No Asset matches the given query.")
+            if method not in handlers:
+                raise Reply(405, {"detail": f'Method "{method}" not allowed.'},
+                            headers={"Allow": ", ".join([*handlers, "HEAD", "OPTIONS"])})
+            if kind == "asset":
+                self._visible_asset(args["uid"], "Not found.")
+            if kind == "login" and self.user is None:
+                raise Reply(401, NOT_LOGGED_IN, headers={"WWW-Authenticate": "Session"})
+            if self.params.get("format", "json") not in ("json", "api"):
+                raise Reply(404, {"detail": "Not found."})
+            getattr(self, f"_{handlers[method]}")(method, **args)
             return
-        if allowed:
-            raise Reply(405, {"detail": f'Method "{method}" not allowed.'})
         raise Reply(404, {"detail": "Not found."})
 
-    def _authenticate(self, route: str) -> str | None:
-        header = self.headers.get("Authorization", "")
-        if header.startswith("Token "):
-            if header[6:].strip() != self.server.token:
-                raise Reply(401, {"detail": "Invalid token."}, headers={"WWW-Authenticate": "Session"})
+    def _authenticate(self) -> str | None:
+        """Token (§0), or Basic with the server's username and password; anything else is anonymous."""
+        scheme, _, credentials = self.headers.get("Authorization", "").partition(" ")
+        challenge = {"WWW-Authenticate": "Session"}  # the first auth class is SessionAuthentication
+        if scheme.lower() == "token":
+            if credentials.strip() != self.server.token:
+                raise Reply(401, {"detail": "Invalid token."}, headers=challenge)
             return self.store.owner
-        if header.startswith("Basic ") and route == "token":
+        if scheme.lower() == "basic":
             try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except ValueError:
-                user = password = ""
-            if user == self.store.owner and password == DEMO_PASSWORD:
-                return user
-            raise Reply(401, {"detail": "Invalid username/password."}, headers={"WWW-Authenticate": "Session"})
-        if route in ("token", "import_create", "asset_create"):
-            raise Reply(401, {"detail": "Authentication credentials were not provided."},
-                        headers={"WWW-Authenticate": "Session"})
+                user, _, password = base64.b64decode(credentials.strip()).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise Reply(401, {"detail": "Invalid basic header. Credentials not correctly base64 encoded."},
+                            headers=challenge) from None
+            if user != self.store.owner or password != self.server.password:
+                raise Reply(401, {"detail": "Invalid username/password."}, headers=challenge)
+            return user
         return None
 
-    def _check_asset(self, uid: str, *, nested: bool) -> None:
+    def _visible_asset(self, uid: str, unknown: str) -> None:
         if uid not in self.store.assets:
-            raise Reply(404, {"detail": "No Asset matches the given query."} if nested else {"detail": "Not found."})
-        if self.user is None:  # anonymous: private projects look like they do not exist (§0)
+            raise Reply(404, {"detail": unknown})
+        if self.user is None:  # a private project looks like it does not exist (§0)
             raise Reply(404, {"detail": "Not found."})
 
+    # -- injected faults (FakeKobo.inject) ----------------------------------------------------------------------
+
+    @staticmethod
+    def _fail_early(fault: Fault) -> None:
+        """Statuses answer at once (429 with Retry-After, as KoBo's throttles do, §0); `hang` answers late."""
+        if fault.kind[0].isdigit():
+            headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "429" else {}
+            detail = "Request was throttled." if fault.kind == "429" else "Server error"
+            raise Reply(int(fault.kind), {"detail": detail}, headers=headers)
+        if fault.kind == "hang":
+            time.sleep(fault.hang_seconds)
+
     def _misbehave(self, fault: Fault, reply: Reply) -> None:
+        """Damage a good JSON answer: a `next` link to the same page, a page without its results, half a body,
+        or half a body and then a dropped connection."""
         body = reply.body
         if fault.kind == "repeat_next" and isinstance(body, dict) and "next" in body:
-            body = {**body, "next": self._url(urlsplit(self.path).path, sorted(self.params.items()))}
+            body = {**body, "next": self._absolute(parse_qs(self.raw_query, keep_blank_values=True))}
         if fault.kind == "empty" and isinstance(body, dict) and "results" in body:
             body = {**body, "results": []}
         data = orjson.dumps(body)
-        if fault.kind == "truncated":
-            data = data[: len(data) // 2]
+        if fault.kind not in ("truncated", "reset"):
+            self._send(Reply(200, raw=data, content_type="application/json"))
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        if fault.kind == "reset":  # promise the whole body, send half, drop the connection
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
+        self.send_header("Content-Length", str(len(data) if fault.kind == "reset" else len(data) // 2))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        if fault.kind == "reset":  # promised the whole body, sent half: drop the connection
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _send(self, reply: Reply) -> None:
-        data = reply.raw if reply.raw is not None else (b"" if reply.status == 204 else orjson.dumps(reply.body))
+        data = reply.raw if reply.raw is not None else b"" if reply.status == 204 else orjson.dumps(reply.body)
         self.send_response(reply.status)
-        if reply.raw is None and reply.status != 204:
-            self.send_header("Content-Type", "application/json")
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
+        if reply.status != 204:
+            self.send_header("Content-Type", reply.content_type)
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    def _ok(self, body: Any, status: int = 200) -> None:
-        raise Reply(status, body)
+    def _data(self) -> dict[str, Any]:
+        """The request body as DRF's parsers give it (JSON, form or multipart)."""
+        if not self.body:
+            return {}
+        ctype = self.headers.get_content_type()
+        if ctype == "application/json":
+            try:
+                data = json.loads(self.body)
+            except ValueError as exc:
+                raise Reply(400, {"detail": f"JSON parse error - {exc}"}) from None
+            if not isinstance(data, dict):
+                raise Reply(400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got "
+                                                       f"{type(data).__name__}."]})
+            return data
+        if ctype == "application/x-www-form-urlencoded":
+            return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+        if ctype == "multipart/form-data":
+            parts = multipart(self.headers.get("Content-Type", ""), self.body)
+            return {k: (p if p.filename is not None else p.text) for k, p in parts.items()}
+        raise Reply(415, {"detail": f'Unsupported media type "{ctype}" in request.'})
 
-    def _json_body(self) -> Any:
-        try:
-            return orjson.loads(self.body) if self.body else {}
-        except orjson.JSONDecodeError:
-            raise Reply(400, {"detail": "JSON parse error"}) from None
+    def _origin(self) -> str:
+        return f"http://{self.headers.get('Host') or self.server.host_port}"
 
-    def _url(self, path: str, params: list[tuple[str, str]]) -> str:
-        host = self.headers.get("Host") or self.server.host_port
-        query = urlencode(sorted(params))
-        return f"http://{host}{path}" + (f"?{query}" if query else "")
+    def _absolute(self, params: dict[str, list[str]]) -> str:
+        """`request.build_absolute_uri()` after DRF's `replace_query_param`: every parameter, sorted by name."""
+        query = urlencode(sorted(params.items()), doseq=True)
+        return f"{self._origin()}{self.url_path}" + (f"?{query}" if query else "")
 
-    def _paginate(self, items: list[Any], count: int | None = None) -> dict[str, Any]:
+    def _paginated(self, results: list[Any], count: int, start: int, limit: int) -> dict[str, Any]:
         """DRF LimitOffsetPagination with `start` as the offset (§1)."""
+        params = parse_qs(self.raw_query, keep_blank_values=True)
+        params["limit"] = [str(limit)]
+        nxt = None
+        if start + limit < count:
+            nxt = self._absolute({**params, "start": [str(start + limit)]})
+        previous = None
+        if start > 0:
+            back = {k: v for k, v in params.items() if k != "start"}
+            if start - limit > 0:
+                back["start"] = [str(start - limit)]
+            previous = self._absolute(back)
+        return {"count": count, "next": nxt, "previous": previous, "results": results}
+
+    def _lenient_page(self) -> tuple[int, int]:
+        """`start`/`limit` as DRF's paginator reads them for querysets: bad values fall back to the defaults."""
+        try:
+            limit = min(_positive_int(self.params["limit"], strict=True), MAX_LIMIT)
+        except (KeyError, ValueError):
+            limit = DEFAULT_LIMIT
+        try:
+            start = _positive_int(self.params["start"], strict=False)
+        except (KeyError, ValueError):
+            start = 0
+        return start, limit
+
+    # -- token and assets (§0, §5) ------------------------------------------------------------------------------
+
+    def _token(self, _method: str) -> None:
+        if self.user is None:
+            raise Reply(401, NOT_LOGGED_IN, headers={"WWW-Authenticate": "Session"})
+        raise Reply(200, {"token": self.server.token})
+
+    def _asset_list(self, _method: str) -> None:
+        items = self.store.asset_list() if self.user else []
+        keep = asset_filter(self.params.get("q", ""))
+        items = [item for item in items if keep(item)]
+        start, limit = self._lenient_page()
+        raise Reply(200, self._paginated(items[start:start + limit], len(items), start, limit))
+
+    def _asset_create(self, _method: str) -> None:
+        if self.user is None:
+            raise Reply(401, NOT_LOGGED_IN, headers={"WWW-Authenticate": "Session"})
+        data = self._data()
+        if not data.get("asset_type"):
+            raise Reply(400, {"asset_type": ["This field is required."]})
+        content = data.get("content") or {}
+        if isinstance(content, str):
+            try:
+                content = json.loads(content)
+            except ValueError:
+                raise Reply(400, {"content": ["Value must be valid JSON."]}) from None
+        settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+        uid = self.store.create_asset(str(data.get("name") or ""), content, owner=self.user,
+                                      asset_type=str(data["asset_type"]), settings=settings)
+        raise Reply(201, self.store.asset_detail(uid))
+
+    def _asset_detail(self, _method: str, uid: str) -> None:
+        raise Reply(200, self.store.asset_detail(uid))
+
+    def _versions(self, _method: str, uid: str) -> None:
+        items = self.store.versions(uid, deployed_only=self.params.get("deployed") == "true")
+        start, limit = self._lenient_page()
+        raise Reply(200, self._paginated(items[start:start + limit], len(items), start, limit))
+
+    def _version(self, _method: str, uid: str, vuid: str) -> None:
+        raise Reply(200, self.store.version(uid, vuid))
+
+    # -- deployment (§6) --------------------------------------------------------------------------------------
+
+    def _deployment(self, _method: str, uid: str) -> None:
+        raise Reply(200, self.store.deployment(uid))
+
+    def _deploy(self, _method: str, uid: str) -> None:
+        data = self._data()
+        if data.get("backend", "openrosa") not in ("openrosa", "kobocat"):
+            raise Reply(400, {"backend": [f'"{data["backend"]}" is not a valid choice.']})
+        active = _boolean(data.get("active", False), "active")  # DeploymentSerializer.create: False by default
+        raise Reply(200, self.store.deploy(uid, active=active, version_id=data.get("version_id")))
+
+    def _redeploy(self, _method: str, uid: str) -> None:
+        data = self._data()
+        if data.get("backend", "openrosa") not in ("openrosa", "kobocat"):
+            raise Reply(400, {"backend": ["This field cannot be modified after the initial deployment."]})
+        active = _boolean(data["active"], "active") if "active" in data else None
+        raise Reply(200, self.store.redeploy(uid, version_id=data.get("version_id"), active=active))
+
+    # -- data (§1, §3, §4) ------------------------------------------------------------------------------------
+
+    def _json_param(self, name: str) -> Any:
+        if name not in self.params:
+            return None
+        try:
+            return parse_json(self.params[name])
+        except ValueError:
+            raise Reply(400, {name: "Value must be valid JSON."}) from None
+
+    def _fields(self) -> list[str]:
+        fields = self._json_param("fields")
+        if fields is None:
+            return []
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise QueryError()
+        return fields
+
+    def _data_list(self, _method: str, uid: str) -> None:
+        """`validate_submission_list_params` order: deployment, count, query, sort, start, limit, fields (§1)."""
+        self.store.require_deployment(uid)
         if "count" in self.params:
             raise Reply(400, {"count": "This param is not implemented. Use `count` property of the response "
                                        "instead."})
-        limit = DEFAULT_LIMIT
-        if "limit" in self.params:
-            limit = min(_positive(self.params["limit"], "limit", zero_ok=False,
-                                  message="A positive integer is required"), MAX_LIMIT)
-        start = 0
-        if "start" in self.params:
-            start = _positive(self.params["start"], "start", zero_ok=True, message="A positive integer is required.")
-        total = len(items) if count is None else count
-        page = items[start:start + limit]
-        path = urlsplit(self.path).path
-        others = [(k, v) for k, v in self.params.items() if k not in ("start", "limit")]
-        nxt = None if start + limit >= total else self._url(path, [*others, ("limit", str(limit)),
-                                                                     ("start", str(start + limit))])
-        prev = None
-        if start > 0:
-            back = start - limit
-            prev = self._url(path, [*others, ("limit", str(limit))] + ([("start", str(back))] if back > 0 else []))
-        return {"count": total, "next": nxt, "previous": prev, "results": page}
-
-    # -- token, assets ----------------------------------------------------------------------------
-
-    def _token(self) -> None:
-        self._ok({"token": self.server.token})
-
-    def _asset_list(self) -> None:
-        uids = list(self.store.assets) if self.user else []
-        terms = [t.strip() for t in self.params.get("q", "").split(" AND ") if t.strip()]
-        items = []
-        for uid in uids:
-            summary = self.store.asset_summary(uid)
-            if all(_asset_matches(summary, t) for t in terms):
-                items.append(summary)
-        self._ok(self._paginate(items))
-
-    def _asset_create(self) -> None:
-        body = self._json_body()
-        content = body.get("content") or {"survey": [], "choices": [], "settings": {}}
-        if isinstance(content, str):
-            content = orjson.loads(content)
-        uid = self.store.create_asset(str(body.get("name", "Untitled")), content,
-                                      asset_type=str(body.get("asset_type", "survey")))
-        self._ok(self.store.asset_detail(uid), 201)
-
-    def _asset_detail(self, uid: str) -> None:
-        self._ok(self.store.asset_detail(uid))
-
-    def _versions(self, uid: str) -> None:
-        asset = self.store.asset(uid)
-        versions = list(reversed(asset.versions))
-        if self.params.get("deployed") == "true":
-            versions = [v for v in versions if v.deployed]
-        self._ok(self._paginate([self.store.version_summary(uid, v) for v in versions]))
-
-    def _version(self, uid: str, vuid: str) -> None:
-        v = self.store.asset(uid).version(vuid)
-        self._ok({**self.store.version_summary(uid, v), "content": v.content})
-
-    def _deployment_get(self, uid: str) -> None:
-        self._ok(self.store.deployment(uid))
-
-    def _deployment_post(self, uid: str) -> None:
-        body = self._json_body()
-        version = body.get("version_id")
-        if version and version != self.store.asset(uid).version_id:
-            raise Reply(500, {"detail": "Server error"})
-        self._ok(self.store.deploy(uid, active=bool(body.get("active", False))))
-
-    def _deployment_patch(self, uid: str) -> None:
-        body = self._json_body()
-        active = body.get("active")
-        self._ok(self.store.redeploy(uid, version_id=body.get("version_id"),
-                                     active=None if active is None else bool(active)))
-
-    # -- data (§1) --------------------------------------------------------------------------------
-
-    def _deployed(self, uid: str) -> Any:
-        asset = self.store.asset(uid)
-        if not asset.has_deployment:
-            raise Reply(400, {"detail": "The specified asset has not been deployed"})
-        return asset
-
-    def _data_list(self, uid: str) -> None:
-        asset = self._deployed(uid)
-        query = _json_param(self.params, "query")
-        sort = _json_param(self.params, "sort")
-        fields = _json_param(self.params, "fields")
-        if query is not None and not isinstance(query, dict):
-            raise Reply(400, ["Unsupported query"])
-        if sort is not None and not isinstance(sort, dict):
-            raise Reply(400, {"sort": "Value must be valid JSON."})
-        with self.store.lock:
-            docs = list(asset.submissions.values())  # already in _id order
-        keep = compile_filter(query)
-        docs = [d for d in docs if keep(d)]
-        order = [(k, int(v)) for k, v in (sort or {"_id": 1}).items()]
-        if order != [("_id", 1)]:
-            docs = sort_documents(docs, order)
-        body = self._paginate(docs)
-        if isinstance(fields, list) and fields:
-            body["results"] = [project(d, [str(f) for f in fields]) for d in body["results"]]
-        self._ok(body)
-
-    def _submission(self, uid: str, sid: str) -> dict[str, Any]:
-        self._deployed(uid)
+        query, sort = self._json_param("query"), self._json_param("sort")
         try:
-            return self.store.submission(uid, sid)
-        except NotFound:
-            raise Reply(404, {"detail": "Not found."}) from None
+            start = _positive_int(self.params.get("start", "0"), strict=False)
+        except ValueError:
+            raise Reply(400, {"start": "A positive integer is required."}) from None
+        try:
+            limit = min(_positive_int(self.params.get("limit", str(DEFAULT_LIMIT)), strict=True), MAX_LIMIT)
+        except ValueError:
+            raise Reply(400, {"limit": "A positive integer is required"}) from None
+        fields = self._fields()
+        page = self.store.query_submissions(uid, query=Query(query), sort=parse_sort(sort) if sort is not None
+                                            else None, start=start, limit=limit)
+        results = [project(doc, fields) for doc in page.results] if fields else page.results
+        raise Reply(200, self._paginated(results, page.count, start, limit))
 
-    def _submission_get(self, uid: str, sid: str) -> None:
-        self._ok(self._submission(uid, sid))
+    def _submission(self, method: str, uid: str, sid: str) -> None:
+        doc = self.store.submission(uid, sid)
+        if method == "DELETE":
+            self.store.delete_submissions(uid, [doc["_id"]])
+            raise Reply(204)
+        fields = self._fields()
+        raise Reply(200, project(doc, fields) if fields else doc)
 
-    def _submission_delete(self, uid: str, sid: str) -> None:
-        doc = self._submission(uid, sid)
-        self.store.delete_submissions(uid, [doc["_id"]])
-        raise Reply(204)
+    def _payload(self) -> dict[str, Any]:
+        payload = self._data().get("payload")
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                raise Reply(400, {"payload": ["Value must be valid JSON."]}) from None
+        if not isinstance(payload, dict):
+            raise Reply(400, {"payload": ["This field is required."]})
+        return payload
 
-    def _payload_ids(self, uid: str, payload: dict[str, Any]) -> list[int]:
-        if "submission_ids" in payload:
-            return [int(i) for i in payload["submission_ids"]]
-        if "query" in payload:
-            keep = compile_filter(payload["query"])
-            return [d["_id"] for d in self.store.submissions(uid) if keep(d)]
-        if payload.get("confirm"):
-            return [d["_id"] for d in self.store.submissions(uid)]
+    def _selected_ids(self, uid: str, payload: dict[str, Any]) -> list[int]:
+        """`payload.submission_ids`, or the matches of `payload.query`, or all with `payload.confirm` (§3, §4)."""
+        if payload.get("submission_ids"):
+            ids = payload["submission_ids"]
+            if not isinstance(ids, list):
+                raise Reply(400, {"payload": ["`submission_ids` must be a list."]})
+            return ids
+        if payload.get("query"):
+            page = self.store.query_submissions(uid, query=Query(payload["query"]))
+            return [doc["_id"] for doc in page.results]
+        if payload.get("confirm") is True:
+            return [doc["_id"] for doc in self.store.submissions(uid)]
         raise Reply(400, {"detail": "Confirmation is required"})
 
-    def _bulk_delete(self, uid: str) -> None:
-        self._deployed(uid)
-        payload = self._json_body().get("payload") or {}
-        n = self.store.delete_submissions(uid, self._payload_ids(uid, payload))
-        self._ok({"detail": f"{n} submissions have been deleted"})
+    def _bulk_delete(self, _method: str, uid: str) -> None:
+        self.store.require_deployment(uid)
+        count = self.store.delete_submissions(uid, self._selected_ids(uid, self._payload()))
+        raise Reply(200, {"detail": f"{count} submissions have been deleted"})
 
-    def _bulk_edit(self, uid: str) -> None:
-        self._deployed(uid)
-        payload = self._json_body().get("payload") or {}
-        ids = self._payload_ids(uid, payload)
+    def _bulk_edit(self, _method: str, uid: str) -> None:
+        self.store.require_deployment(uid)
+        payload = self._payload()
+        changes = payload.get("data")
+        if not isinstance(changes, dict) or not changes:
+            raise Reply(400, {"payload": ["`data` is required."]})
+        changes = {k: v for k, v in changes.items() if not k.startswith(("formhub", "meta", "__version__"))}
         results = []
-        for sid in ids:
-            doc = self.store.edit_submission(uid, sid, payload.get("data") or {})
+        for sid in self._selected_ids(uid, payload):
+            try:
+                doc = self.store.edit_submission(uid, sid, changes)
+            except NotFound:
+                results.append({"uuid": None, "status_code": 404, "message": "Not found"})
+                continue
             results.append({"uuid": doc["_uuid"], "root_uuid": doc["meta/rootUuid"].removeprefix("uuid:"),
                             "status_code": 201, "message": "Successful submission"})
-        status = 200 if results else 400
-        self._ok({"count": len(ids), "successes": len(results), "failures": 0, "results": results}, status)
+        successes = sum(1 for r in results if r["status_code"] == 201)
+        body = {"count": len(results), "successes": successes, "failures": len(results) - successes,
+                "results": results}
+        raise Reply(200 if successes else 400, body)
 
-    def _bulk_validation(self, uid: str) -> None:
-        self._deployed(uid)
-        payload = self._json_body().get("payload") or {}
-        ids = self._payload_ids(uid, payload)
-        self.store.set_validation_status(uid, ids, payload.get("validation_status.uid"), by_whom=self.user or "")
-        self._ok({"detail": f"{len(ids)} submissions have been updated"})
+    def _validation_statuses(self, method: str, uid: str) -> None:
+        self.store.require_deployment(uid)
+        payload = self._payload()
+        ids = self._selected_ids(uid, payload)
+        status = payload.get("validation_status.uid") if method == "PATCH" else None
+        self.store.set_validation_status(uid, ids, status, by_whom=self.user or "")
+        raise Reply(200, {"detail": f"{len(ids)} submissions have been updated"})
 
-    def _bulk_validation_clear(self, uid: str) -> None:
-        self._deployed(uid)
-        payload = self._json_body().get("payload") or {}
-        ids = self._payload_ids(uid, payload)
-        self.store.set_validation_status(uid, ids, None, by_whom=self.user or "")
-        self._ok({"detail": f"{len(ids)} submissions have been updated"})
-
-    def _validation_get(self, uid: str, sid: str) -> None:
-        self._ok(self._submission(uid, sid).get("_validation_status", {}))
-
-    def _validation_patch(self, uid: str, sid: str) -> None:
-        doc = self._submission(uid, sid)
-        status = self._json_body().get("validation_status.uid")
+    def _validation_status(self, method: str, uid: str, sid: str) -> None:
+        doc = self.store.submission(uid, sid)
+        if method == "GET":
+            raise Reply(200, doc.get("_validation_status", {}))
+        status = self._data().get("validation_status.uid") if method == "PATCH" else None
+        if method == "PATCH" and status is None:
+            raise Reply(400, {"detail": "Invalid validation status: `None`"})
         self.store.set_validation_status(uid, [doc["_id"]], status, by_whom=self.user or "")
-        self._ok(doc["_validation_status"])
+        if method == "DELETE":
+            raise Reply(204)
+        raise Reply(200, self.store.submission(uid, doc["_id"])["_validation_status"])
 
-    def _validation_delete(self, uid: str, sid: str) -> None:
-        doc = self._submission(uid, sid)
-        self.store.set_validation_status(uid, [doc["_id"]], None, by_whom=self.user or "")
-        raise Reply(204)
+    def _attachment(self, _method: str, uid: str, sid: str, att: str, size: str | None = None) -> None:
+        """The attached file's bytes (§7); thumbnails (`small|medium|large`) only for images (same bytes here)."""
+        attachment, content = self.store.attachment(uid, sid, att)
+        if size not in (None, "original") and not attachment.mimetype.startswith("image/"):
+            raise NotFound()
+        inline = attachment.mimetype.split("/")[0] in ("image", "audio", "video")
+        raise Reply(200, raw=content, content_type=attachment.mimetype, headers={
+            "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename={attachment.basename}"})
 
-    def _attachment(self, uid: str, sid: str, att: str) -> None:
-        doc = self._submission(uid, sid)
-        asset = self.store.asset(uid)
-        if att not in asset.files or not any(a["uid"] == att for a in doc.get("_attachments", [])):
-            raise Reply(404, {"detail": "Not found."})
-        name, mime, data = asset.files[att]
-        raise Reply(200, raw=data, headers={"Content-Type": mime, "Content-Disposition": f"inline; filename={name}"})
+    # -- imports (§6) -----------------------------------------------------------------------------------------
 
-    # -- imports (§6) -----------------------------------------------------------------------------
+    def _import_create(self, _method: str) -> None:
+        data = self._data()
+        upload = data.get("file")
+        if isinstance(upload, FormPart):
+            content, filename = upload.data, upload.filename or str(data.get("name") or "upload.xlsx")
+        elif data.get("base64Encoded"):
+            encoded = str(data["base64Encoded"]).split(",", 1)[-1].removeprefix("base64:")
+            try:
+                content = base64.b64decode(encoded)
+            except binascii.Error:
+                raise Reply(400, {"base64Encoded": ["Invalid base64 data."]}) from None
+            filename = str(data.get("name") or "upload.xlsx")
+        elif data.get("url"):
+            raise Reply(400, {"url": ["This fake KoBo server cannot fetch a URL; upload the file instead."]})
+        else:
+            raise Reply(400, {"detail": "Specify a `file`, `base64Encoded` data or a `url`."})
+        library = data.get("library") not in ("false", False) and data.get("desired_type") != "survey"
+        destination = str(data.get("destination") or "").rstrip("/").rsplit("/", 1)[-1] or None
+        uid = self.store.import_xlsform(content, filename, library=library, destination_uid=destination)
+        raise Reply(201, {"uid": uid, "url": f"{self._origin()}/api/v2/imports/{uid}/", "status": "processing"})
 
-    def _import_create(self) -> None:
-        form = _multipart(self.headers.get("Content-Type", ""), self.body)
-        library = form.get("library", b"true").decode() not in ("false", "False")
-        if form.get("desired_type", b"").decode() == "survey":
-            library = False
-        data = form.get("file")
-        if data is None and form.get("base64Encoded"):
-            encoded = form["base64Encoded"].decode().split(",", 1)[-1].removeprefix("base64:")
-            data = base64.b64decode(encoded)
-        if data is None:
-            raise Reply(400, {"detail": "Specify a file, base64Encoded data or a url"})
-        destination = form.get("destination", b"").decode().rstrip("/").rsplit("/", 1)[-1] or None
-        if destination and destination not in self.store.assets:
-            raise Reply(400, {"detail": "Destination asset not found"})
-        name = form.get("name", b"form.xlsx").decode() or "form.xlsx"
-        uid = self.store.import_xlsform(data, name, library=library, destination_uid=destination)
-        self._ok({"uid": uid, "url": f"{self._url('/api/v2/imports/' + uid + '/', [])}", "status": "processing"},
-                 201)
-
-    def _import_get(self, iuid: str) -> None:
-        self._ok(self.store.import_status(iuid))
-
-
-def _asset_matches(summary: dict[str, Any], term: str) -> bool:
-    key, _, value = term.partition(":")
-    if not value:
-        return term.lower() in f"{summary['name']} {summary['uid']} {summary['owner__username']}".lower()
-    if key == "_deployment_status":
-        return summary["deployment_status"] == value
-    return str(summary.get(key)) == value
+    def _import_status(self, _method: str, iuid: str) -> None:
+        raise Reply(200, self.store.import_status(iuid))
 
 
-def _multipart(content_type: str, body: bytes) -> dict[str, bytes]:
-    """multipart/form-data → {field name: bytes} (the `cgi` module is gone from recent Pythons)."""
-    if not content_type.startswith("multipart/form-data"):
-        raise Reply(415, {"detail": f'Unsupported media type "{content_type}" in request.'})
-    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    out: dict[str, bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if name:
-            out[str(name)] = part.get_payload(decode=True) or b""
-    return out
+# -- the asset list's `q` (§5): field:value terms, AND / OR / NOT, parentheses ---------------------------------
+
+_Q_TOKEN = re.compile(r'\(|\)|[^\s()]+:"[^"]*"|"[^"]*"|[^\s()]+')
+_Q_FIELDS = {"_deployment_status": "deployment_status", "asset_type": "asset_type", "uid": "uid", "name": "name",
+             "owner__username": "owner__username", "owner": "owner__username", "status": "status",
+             "parent": "parent", "kind": "kind"}
+AssetTest = Callable[[dict[str, Any]], bool]
+
+
+def asset_filter(q: str) -> AssetTest:
+    """KoBo's search `q` for the asset list; an expression it cannot read matches nothing."""
+    tokens = _Q_TOKEN.findall(q)
+    if not tokens:
+        return lambda _item: True
+    try:
+        test, rest = _q_or(tokens)
+    except (IndexError, ValueError):
+        return lambda _item: False
+    return test if not rest else (lambda _item: False)
+
+
+def _q_or(tokens: list[str]) -> tuple[AssetTest, list[str]]:
+    left, tokens = _q_and(tokens)
+    while tokens and tokens[0] == "OR":
+        right, tokens = _q_and(tokens[1:])
+        left = (lambda a, b: lambda item: a(item) or b(item))(left, right)
+    return left, tokens
+
+
+def _q_and(tokens: list[str]) -> tuple[AssetTest, list[str]]:
+    left, tokens = _q_not(tokens)
+    while tokens and tokens[0] not in ("OR", ")"):
+        right, tokens = _q_not(tokens[1:] if tokens[0] == "AND" else tokens)
+        left = (lambda a, b: lambda item: a(item) and b(item))(left, right)
+    return left, tokens
+
+
+def _q_not(tokens: list[str]) -> tuple[AssetTest, list[str]]:
+    if tokens[0] == "NOT":
+        inner, rest = _q_not(tokens[1:])
+        return (lambda item: not inner(item)), rest
+    if tokens[0] == "(":
+        inner, rest = _q_or(tokens[1:])
+        if not rest or rest[0] != ")":
+            raise ValueError("unbalanced parentheses")
+        return inner, rest[1:]
+    return _q_term(tokens[0]), tokens[1:]
+
+
+def _q_term(token: str) -> AssetTest:
+    name, colon, value = token.partition(":")
+    value = value.strip('"')
+    if not colon:  # a bare word searches name, uid and owner
+        word = name.strip('"').lower()
+        return lambda item: word in f"{item['name']} {item['uid']} {item['owner__username']}".lower()
+    key = _Q_FIELDS.get(name)
+    if key is None:
+        return lambda _item: False
+    wanted = None if value == "null" else value
+    return lambda item: item.get(key) == wanted
+
+
+# -- the server -------------------------------------------------------------------------------------------------
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64
     store: KoboStore
     token: str
+    password: str
     host_port: str
     faults: list[Fault]
     faults_lock: threading.Lock
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that goes away mid-answer (a killed sync, a timeout) is normal here: stay quiet."""
-        import sys
-
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
     def take_fault(self, path: str) -> Fault | None:
         with self.faults_lock:
@@ -517,13 +649,21 @@ class _Server(ThreadingHTTPServer):
                     return fault
         return None
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is not an error worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        log.exception("fake KoBo server: error serving %s", client_address)
+
 
 class FakeKobo:
-    """The fake server: start it, point a KoboClient at `base_url` with `token`, fill `store`."""
+    """The fake KoBo server. Start it, point a KoboClient at `base_url` with `token`, fill `store`."""
 
-    def __init__(self, *, port: int = 0, token: str | None = None, username: str = "amina_demo", seed: int = 0):
+    def __init__(self, *, port: int = 0, token: str | None = None, username: str = "amina_demo", seed: int = 0,
+                 password: str = DEMO_PASSWORD):
         self.port = port
         self.token = token or hashlib.sha1(f"amina-fake-token-{seed}".encode()).hexdigest()
+        self.password = password
         self.store = KoboStore(seed=seed, owner=username)
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
@@ -538,10 +678,10 @@ class FakeKobo:
 
     def start(self) -> FakeKobo:
         httpd = _Server(("127.0.0.1", self.port), Handler)
-        httpd.store, httpd.token = self.store, self.token
+        httpd.store, httpd.token, httpd.password = self.store, self.token, self.password
         httpd.faults, httpd.faults_lock = self.faults, self._faults_lock
-        self._httpd = httpd
         httpd.host_port = f"127.0.0.1:{httpd.server_address[1]}"
+        self._httpd = httpd
         self.store.base_url = self.base_url
         self._thread = threading.Thread(target=httpd.serve_forever, name="fake-kobo", daemon=True)
         self._thread.start()
@@ -549,10 +689,10 @@ class FakeKobo:
 
     def inject(self, kind: str, *, times: int = 1, path: str = "/data/", retry_after: int = 1,
                hang_seconds: float = 3.0) -> Fault:
-        """Make the next `times` requests to paths containing `path` fail with `kind` (see FAULTS):
-        an HTTP status (429 with Retry-After, 5xx), `reset` (connection dropped mid-body), `truncated`
-        (half a JSON body), `hang` (answer after `hang_seconds`), `repeat_next` (a `next` link to the
-        same page), `empty` (a page with its results missing)."""
+        """Make the next `times` requests to paths containing `path` fail with `kind` (see FAULTS): an HTTP
+        status (429 with Retry-After, 5xx), `reset` (connection dropped mid-body), `truncated` (half a JSON
+        body), `hang` (answer after `hang_seconds`), `repeat_next` (a `next` link to the same page), `empty`
+        (a page with its results missing)."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
         fault = Fault(kind, times, path, retry_after, hang_seconds)
@@ -569,6 +709,9 @@ class FakeKobo:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def __enter__(self) -> FakeKobo:
         return self.start()
@@ -578,13 +721,16 @@ class FakeKobo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A fake KoBoToolbox API v2 server (empty; see `amina fake-server`).")
+    """`python -m sync.fake.server --port 8765 --token …`: serve an empty fake KoBo until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m sync.fake.server", description=main.__doc__)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--token")
+    parser.add_argument("--token", help="the API token to accept (default: derived from --seed)")
+    parser.add_argument("--username", default="amina_demo")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    with FakeKobo(port=args.port, token=args.token, seed=args.seed) as kobo:
-        print(f"fake KoBo on {kobo.base_url} token {kobo.token}", flush=True)
+    with FakeKobo(port=args.port, token=args.token, username=args.username, seed=args.seed) as kobo:
+        print(f"fake KoBo server on {kobo.base_url} (user {args.username}, token {kobo.token}); Ctrl-C stops it",
+              flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0
