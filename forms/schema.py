@@ -104,6 +104,16 @@ class Repeat:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """A group or repeat as a container: what its `relevant` hides applies to every question inside."""
+
+    path: str
+    name: str
+    relevant: str | None
+    is_repeat: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Field:
     """One question: what it is, where it lives, and how people see it."""
 
@@ -149,6 +159,11 @@ class FormSchema:
     repeats: tuple[Repeat, ...]
     choice_lists: Mapping[str, ChoiceList]
     conflicts: Mapping[str, str] = field(default_factory=dict)  # path → how versions disagree on its type
+    groups: tuple[Group, ...] = ()  # every group and repeat, outermost first
+
+    def relevant_groups(self, path: str) -> tuple[Group, ...]:
+        """The groups and repeats enclosing `path` whose `relevant` must hold for it to be asked."""
+        return tuple(g for g in self.groups if g.relevant and path.startswith(g.path + "/"))
 
     @property
     def default_language(self) -> str:
@@ -197,6 +212,8 @@ class FormSchema:
                 conflicts[f.path] = (f"version {other.version or '?'} has it as {f.kind.value}; its column keeps "
                                      f"{mine.kind.value} (values that do not fit are kept raw and reported)")
         repeats = list(self.repeats) + [r for r in other.repeats if r.path not in self.repeats_by_path]
+        known_groups = {g.path for g in self.groups}
+        groups = self.groups + tuple(g for g in other.groups if g.path not in known_groups)
         lists = dict(self.choice_lists)
         for name, cl in other.choice_lists.items():
             if name not in lists:
@@ -210,7 +227,7 @@ class FormSchema:
         names = {**other.language_names, **self.language_names}
         return FormSchema(form_id=self.form_id, title=self.title, version=self.version, languages=languages,
                           language_names=names, fields=tuple(fields), repeats=tuple(repeats), choice_lists=lists,
-                          conflicts=conflicts)
+                          conflicts=conflicts, groups=groups)
 
     # -- builders ---------------------------------------------------------------------------------
 
@@ -268,6 +285,7 @@ class _Builder:
             settings = settings[0] if settings else {}
         fields: list[Field] = []
         repeats: list[Repeat] = []
+        groups: list[Group] = []
         stack: list[tuple[str, str, bool]] = []  # (name, kind 'group'|'repeat', sensitive)
         seen: set[str] = set()
         position = 0
@@ -296,6 +314,7 @@ class _Builder:
             if folded.startswith("begin_") and folded in _STRUCTURE:
                 is_repeat = folded == "begin_repeat"
                 stack.append((name, "repeat" if is_repeat else "group", sensitive))
+                groups.append(Group(path=xpath, name=name, relevant=row.get("relevant") or None, is_repeat=is_repeat))
                 if is_repeat:
                     repeats.append(Repeat(path=xpath, name=name, parent=_enclosing_repeat(xpath, repeats),
                                           labels=self._texts(row, "label"), sensitive=sensitive, row=position))
@@ -345,6 +364,7 @@ class _Builder:
             fields=tuple(fields),
             repeats=tuple(repeats),
             choice_lists={k: ChoiceList(k, tuple(v)) for k, v in choice_lists.items()},
+            groups=tuple(groups),
         )
 
 

@@ -74,3 +74,13 @@ def test_language_codes():
 def test_broken_sources_say_where(text, message):
     with pytest.raises(FormBuildError, match=message):
         to_content(read_markdown(text))
+
+
+def test_groups_and_their_relevance_are_in_the_model():
+    from forms.source import SOURCES_DIR
+
+    s = FormSchema.from_source(SOURCES_DIR / "vot_screening.md")
+    gated = {g.path for g in s.groups if g.relevant}
+    assert {"location", "profile", "indicators", "outcome"} <= gated
+    assert [g.path for g in s.relevant_groups("profile/full_name")] == ["profile"]
+    assert s.relevant_groups("screener") == ()

@@ -20,9 +20,8 @@ Answers come out exactly as KoBo's API returns them: flat `group/question` keys,
 dicts keyed by full paths, every value a string, unanswered questions absent, and `start`/`end`/
 `today`/`deviceid`/`username` as Collect writes them.
 
-Group rows are not part of FormSchema, so a group's `relevant` is not visible to the walk; for our
-own forms it is restated in GROUP_RELEVANT (the screening's "no consent → nothing but consent and
-screener").
+A group's or repeat's `relevant` (FormSchema.groups) gates every question inside it, as in the
+screening's "no consent → nothing but consent and screener".
 """
 
 from __future__ import annotations
@@ -49,13 +48,6 @@ MAX_TRIES = 30  # redraws of an answer before giving up on a constraint (the que
 
 Instance = dict[str, Any]  # full path → str answer, or repeat path → list[Instance]
 Value = Any  # an XPath value: str, float, bool, or a node-set (list)
-
-# Group `relevant`s of our forms, per form id: FormSchema drops group rows, so they are restated here.
-GROUP_RELEVANT: dict[str, dict[str, str]] = {
-    "vot_screening": {group: "${consent} = 'yes'"
-                      for group in ("location", "profile", "indicators", "outcome", "family_members")},
-}
-
 
 @dataclass(frozen=True)
 class GeneratedSubmission:
@@ -926,7 +918,7 @@ class _Step:
     required: bool = False
     rate: float = 0.85
     meta: str | None = None
-    gate: Pred | None = None  # the relevant of the group the question is in (GROUP_RELEVANT)
+    gate: Pred | None = None  # the relevants of the groups the question is in (FormSchema.groups)
     block: list[_Step] | None = None  # the questions of one such group, skipped together
     op: int = 0  # what _answer does with it: _ANSWER, _BLOCK, _REPEAT, _META or _CALCULATE
 
@@ -1014,11 +1006,14 @@ def _is_required(f: Field) -> bool:
 
 
 def _plan(schema: FormSchema, index: _Index) -> _Level:
-    gates = GROUP_RELEVANT.get(schema.form_id, {})
     rows = {f.name: f.row or 0 for f in schema.fields} | {r.name: r.row or 0 for r in schema.repeats}
 
-    def gated_by(path: str) -> str | None:
-        return next((g for g in gates if path == g or path.startswith(g + "/")), None)
+    def gated_by(path: str) -> tuple[str, str] | None:
+        """(innermost gating group, the relevants of every enclosing gated group joined with `and`)."""
+        found = [g for g in schema.groups if g.relevant and (path == g.path or path.startswith(g.path + "/"))]
+        if not found:
+            return None
+        return found[-1].path, " and ".join(f"({g.relevant})" for g in found)
 
     def build(repeat: Repeat | None) -> _Level:
         level = _Level(repeat)
@@ -1042,11 +1037,12 @@ def _plan(schema: FormSchema, index: _Index) -> _Level:
         level.order = [s.path for s in steps]
         # consecutive questions of one gated group become one block, so the gate is read once
         for step in steps:
-            group = gated_by(step.path)
-            if group is None:
+            gate = gated_by(step.path)
+            if gate is None:
                 level.steps.append(step)
                 continue
-            step.gate = _compile(scope, gates[group], "relevant", group)
+            group, expression = gate
+            step.gate = _compile(scope, expression, "relevant", group)
             last = level.steps[-1] if level.steps else None
             if last is not None and last.block is not None and last.name == group:
                 last.block.append(step)
