@@ -52,5 +52,5 @@ def configure(level: int, fmt: str = "text", secret_env_names: Iterable[str] = (
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("urllib3", "apscheduler.executors", "sqlalchemy.engine"):
+    for noisy in ("urllib3", "apscheduler.executors", "sqlalchemy.engine", "alembic"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
