@@ -90,6 +90,42 @@ def forms_build(
             out.print(f"  [yellow]warning[/] {w}")
 
 
+@forms_app.command("publish")
+def forms_publish(
+    name: str = typer.Argument(..., help="Form name (e.g. vot_screening) or a .md source path."),
+    server: str = typer.Option(..., "--server", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
+    asset: str = typer.Option(None, "--asset", help="Existing asset to redeploy with a new version."),
+    token_env: str = typer.Option("KOBO_TOKEN", "--token-env", help="Environment variable holding the token."),
+    db: str = typer.Option("amina.db", "--db", help="Warehouse where the asset uid and version are recorded."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate first."),
+) -> None:
+    """Upload a form to KoBo (imports API), deploy or redeploy it, and record it in the warehouse."""
+    from amina.config import ServerConfig
+    from forms.build import compile_xform, resolve_sources
+    from forms.schema import FormSchema
+    from forms.source import read_source, to_xlsx
+    from sync.client import KoboClient
+    from sync.engine import deployed_content
+    from sync.publish import publish_xlsform
+    from warehouse.store import Warehouse
+
+    [path] = resolve_sources([name])
+    source = read_source(path)
+    xlsx = to_xlsx(source)
+    compile_xform(source, xlsx, validate=validate)  # never upload what pyxform or ODK Validate rejects
+    token = ServerConfig("cli", server, token_env).token()
+    client = KoboClient(server, token, token_source=f"the token in {token_env}")
+    published = publish_xlsform(client, xlsx, f"{path.stem}.xlsx", asset_uid=asset)
+    detail = client.asset(published.asset_uid)
+    version, content = deployed_content(client, detail)
+    Warehouse(db).register_form(asset_uid=published.asset_uid, server_url=client.server_url,
+                                name=str(detail.get("name") or path.stem), schema=FormSchema.from_content(content),
+                                version_uid=version, content=content, loading=False)
+    verb = "redeployed" if published.redeployed else "deployed"
+    out.print(f"[green]{verb}[/] {path.stem} as asset {published.asset_uid}, version {version} on {client.server_url}; "
+              f"recorded in {db}")
+
+
 # -- sync ---------------------------------------------------------------------------------------
 
 def _progress() -> Progress:

@@ -238,3 +238,21 @@ def test_cli_logs_progress_lines_when_not_on_a_terminal(server, asset_uid, tmp_p
     proc = run_cli("sync", "--server", server.base_url, "--asset", asset_uid, "--db", str(tmp_path / "w.db"),
                    env={"KOBO_TOKEN": server.token})
     assert proc.returncode == 0 and "3 of 3 submissions stored" in proc.stderr
+
+
+def test_cli_forms_publish_deploys_then_redeploys_and_records_the_version(server, tmp_path):
+    db = str(tmp_path / "w.db")
+    env = {"KOBO_TOKEN": server.token}
+    first = run_cli("forms", "publish", "vot_screening", "--server", server.base_url, "--db", db, "--no-validate",
+                    env=env)
+    assert first.returncode == 0, first.stderr
+    [uid] = [u for u in server.store.assets if "vot_screening" in first.stdout and u in first.stdout]
+    assert server.store.asset_detail(uid)["deployment__active"] is True
+    again = run_cli("forms", "publish", "vot_screening", "--server", server.base_url, "--asset", uid, "--db", db,
+                    "--no-validate", env=env)
+    assert again.returncode == 0 and "redeployed" in again.stdout, again.stderr
+    detail = server.store.asset_detail(uid)
+    wh = open_warehouse(Path(db))
+    [form] = table_rows(wh, "forms")
+    assert form["asset_uid"] == uid and form["version_id"] == detail["deployed_version_id"]
+    assert len(table_rows(wh, "form_versions")) == 2

@@ -127,13 +127,16 @@ class Warehouse:
     # -- forms ----------------------------------------------------------------------------------
 
     def register_form(self, *, asset_uid: str, server_url: str, name: str, schema: FormSchema,
-                      version_uid: str | None, content: Mapping[str, Any], deployed: bool = True) -> RegisteredForm:
+                      version_uid: str | None, content: Mapping[str, Any], deployed: bool = True,
+                      loading: bool = True) -> RegisteredForm:
         """Create or extend the form's tables and rewrite its dictionary; idempotent.
 
         `schema` may merge several versions; `version_uid`/`content` is the version being recorded, the
-        deployed one unless `deployed` is False (an older version met in the data)."""
+        deployed one unless `deployed` is False (an older version met in the data). `loading`: the form
+        is about to receive submissions, so personal data in it needs the pseudonym key (a form only
+        being published does not)."""
         return self._guard(
-            lambda: self._register(asset_uid, server_url, name, schema, version_uid, content, deployed),
+            lambda: self._register(asset_uid, server_url, name, schema, version_uid, content, deployed, loading),
             f"set up the tables of form {asset_uid}")
 
     def stored_versions(self, asset_uid: str) -> dict[str, Mapping[str, Any]]:
@@ -145,7 +148,8 @@ class Warehouse:
                 .order_by(fv.c.first_seen_at))}
 
     def _register(self, asset_uid: str, server_url: str, name: str, schema: FormSchema,
-                  version_uid: str | None, content: Mapping[str, Any], deployed: bool) -> RegisteredForm:
+                  version_uid: str | None, content: Mapping[str, Any], deployed: bool,
+                  loading: bool) -> RegisteredForm:
         now = utcnow()
         with self.engine.begin() as conn:
             existing = conn.execute(sa.select(bk.forms.c.table_name).where(bk.forms.c.asset_uid == asset_uid)
@@ -161,7 +165,7 @@ class Warehouse:
                 table_name = existing
         schema = self._keep_column_types(schema, table_name)
         tables = FormTables(schema, table_name)
-        if schema.sensitive_paths and self.pseudonymizer is None:
+        if loading and schema.sensitive_paths and self.pseudonymizer is None:
             raise missing_key_error(name, list(schema.sensitive_paths))
         self._create_or_extend(tables)
         with self.engine.begin() as conn:
