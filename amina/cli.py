@@ -79,12 +79,13 @@ def forms_build(
     names: list[str] = typer.Argument(None, help="Form names (e.g. vot_screening) or .md paths; default all."),
     out_dir: Path = typer.Option(Path("build/forms"), "--out", help="Where to write .xlsx and .xml."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate (Java)."),
+    lint: bool = typer.Option(True, "--lint/--no-lint", help="Check our conventions (three languages, names…)."),
 ) -> None:
     """Compile XLSForm sources to the .xlsx to upload to KoBo and the XForm XML."""
     from forms.build import build_form, resolve_sources
 
     for path in resolve_sources(names):
-        built = build_form(path, out_dir, validate=validate)
+        built = build_form(path, out_dir, validate=validate, lint=lint)
         out.print(f"[green]built[/] {built.name}: {built.xlsx} {built.xform}")
         for w in built.warnings:
             out.print(f"  [yellow]warning[/] {w}")

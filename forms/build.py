@@ -89,8 +89,16 @@ def _validate_reason(source: XLSFormSource, exc: Exception) -> str:
     return reason
 
 
-def build_form(path: Path, out_dir: Path, *, validate: bool = True) -> BuiltForm:
+def build_form(path: Path, out_dir: Path, *, validate: bool = True, lint: bool = True) -> BuiltForm:
+    """Compile one source; with `lint`, our conventions (forms.lint) must hold too."""
     source = read_source(path)
+    if lint:
+        from forms.lint import lint as lint_source
+
+        findings = lint_source(source)
+        if findings:
+            listed = "\n".join(f"  - {f}" for f in findings)
+            raise FormBuildError(f"{path.name}: {len(findings)} finding(s) of the form linter:\n{listed}")
     xlsx = to_xlsx(source)
     xform, warnings = compile_xform(source, xlsx, validate=validate)
     out_dir.mkdir(parents=True, exist_ok=True)
