@@ -31,7 +31,8 @@ from sync.fake.server import FakeKobo
 from sync.publish import publish_xlsform
 
 # Share of the generated submissions per form; attendance submissions are whole training sessions.
-DEMO_SHARE = {"vot_screening": 0.8, "training_attendance": 0.2}
+DEMO_SHARE = {"vot_screening": 0.6, "training_attendance": 0.2, "awareness_session": 0.1,
+              "assistance_referral": 0.1}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ REQUIRED_LANGUAGES = ("en", "ar", "ckb")
 MAX_NAME = 40
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Question names that, in this programme, identify a person (a warning sign, not a proof).
-PERSONAL = re.compile(r"(^|_)(name|phone|mobile|gps|location|address|document|passport|id_number|narrative|"
-                      r"photo|signature|email|facilitators)($|_)")
+PERSONAL = re.compile(r"(^|_)(name|phone|mobile|gps|address|document|passport|id_number|narrative|"
+                      r"photo|signature|email|facilitators?)($|_)")
 NO_INPUT = {"calculate", "note", "start", "end", "today", "deviceid", "username", "subscriberid", "simserial",
             "phonenumber", "audit", "hidden", "begin_group", "end_group", "begin_repeat", "end_repeat",
             "begin group", "end group", "begin repeat", "end repeat"}

@@ -21,14 +21,18 @@ def test_demo_publishes_syncs_and_the_second_sync_fetches_nothing_new(tmp_path):
     proc = demo("--submissions", "300", "--db", str(db), "--seed", "11")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "published training_attendance" in out and "published vot_screening" in out
+    for form in ("training_attendance", "vot_screening", "awareness_session", "assistance_referral"):
+        assert f"published {form}" in out
     assert "second sync stored 0 new or changed submissions" in out
     con = sqlite3.connect(db)
     counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
               for t in ("vot_screening", "training_attendance", "training_attendance__participants",
                         "training_attendance__knowledge_checks", "vot_screening__family_members",
                         "vot_screening__urgent_needs", "restricted_values", "choices", "fields")}
-    assert counts["vot_screening"] == 240 and counts["training_attendance"] == 60
+    assert counts["vot_screening"] == 180 and counts["training_attendance"] == 60
+    for form in ("awareness_session", "assistance_referral", "assistance_referral__assistance_items",
+                 "awareness_session__audience_type"):
+        assert con.execute(f'SELECT count(*) FROM "{form}"').fetchone()[0] > 0, form
     assert all(n > 0 for n in counts.values()), counts
     runs = con.execute("SELECT status, bad_values FROM sync_runs").fetchall()
     assert runs and all(r == ("ok", 0) for r in runs)
@@ -38,7 +42,7 @@ def test_demo_publishes_syncs_and_the_second_sync_fetches_nothing_new(tmp_path):
     assert names and all(n.startswith("p_") for (n,) in names)  # pseudonyms, never names
     con.close()
     again = demo("--submissions", "50", "--db", str(db))
-    assert again.returncode == 0 and "with 40 submissions" in again.stdout  # the previous demo file is replaced
+    assert again.returncode == 0 and "with 30 submissions" in again.stdout  # the previous demo file is replaced
 
 
 def test_demo_refuses_to_overwrite_a_real_warehouse(tmp_path):

@@ -33,8 +33,9 @@ def test_shipped_forms_build_and_pass_odk_validate(path, tmp_path):
         assert f'<translation lang="{lang}"' in xml
 
 
-def test_the_two_programme_forms_are_shipped():
-    assert {p.stem for p in source_paths()} >= {"training_attendance", "vot_screening"}
+def test_the_four_programme_forms_are_shipped():
+    assert {p.stem for p in source_paths()} == {"training_attendance", "vot_screening", "awareness_session",
+                                                "assistance_referral"}
 
 
 def test_test_form_builds(tmp_path):

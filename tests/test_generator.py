@@ -368,3 +368,22 @@ def test_one_hundred_thousand_screenings_take_seconds_not_minutes(screening):
         pass
     per_100k = (time.process_time() - began) * 20
     assert per_100k < 30, f"{per_100k:.1f} s of CPU per 100,000 screenings"
+
+
+def test_awareness_attendees_add_up_and_assistance_totals_match():
+    from forms.schema import FormSchema
+    from forms.source import SOURCES_DIR
+
+    awareness = FormSchema.from_source(SOURCES_DIR / "awareness_session.md")
+    for sub in generate(awareness, 100, seed=4):
+        a = sub.answers
+        total = int(a["attendees/total"])
+        assert int(a["attendees/women"]) + int(a["attendees/men"]) == total
+        assert sum(int(a[f"attendees/{k}"]) for k in ("under_18", "age_18_59", "age_60_plus")) == total
+    assistance = FormSchema.from_source(SOURCES_DIR / "assistance_referral.md")
+    for sub in generate(assistance, 100, seed=4):
+        a = sub.answers
+        values = [float(i.get("assistance_items/value_usd", 0)) for i in a.get("assistance_items", [])]
+        assert abs(float(a["total_value_usd"]) - sum(values)) < 1e-6
+        assert a["items_count"] == str(len(a.get("assistance_items", [])))
+        assert a["case_code"][3] == "-" and a["case_code"][:3].isupper()

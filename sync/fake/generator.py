@@ -1074,6 +1074,9 @@ def _field_step(f: Field, scope: _Scope, relevant: Pred | None, schema: FormSche
         step.constraint = _memoised(step.constraint)
     named = NAMED.get(f.name)
     step.make = step.fallback = _generic_maker(f)
+    share = _share_of_total(f) if f.kind is Kind.INTEGER else None
+    if share is not None:  # "parts add up to the total": solve instead of redrawing at random
+        step.make = step.fallback = share
     if named and f.kind in named[0]:
         step.make = _checked(named[1]) if step.choices is not None else named[1]
     return step
@@ -1485,6 +1488,29 @@ def _rank(gen: _Gen, env: _Env, st: _Step) -> str | None:
     return " ".join(codes) or None
 
 
+_SHARE = re.compile(r"^\s*((?:\$\{\w+\}\s*\+\s*)*)\.\s*(=|<=)\s*\$\{(\w+)\}\s*$")
+
+
+def _share_of_total(f: Field) -> Maker | None:
+    """For `${a} + ${b} + . = ${total}` the answer is what is left of the total; for `… + . <= ${total}`
+    a random share of what is left. Other constraints get no solver."""
+    found = _SHARE.match(f.constraint or "")
+    if not found:
+        return None
+    parts = re.findall(r"\$\{(\w+)\}", found.group(1))
+    exact, total_name = found.group(2) == "=", found.group(3)
+
+    def make(gen: _Gen, env: _Env, st: _Step) -> str | None:
+        try:
+            left = int(env.answer(total_name)) - sum(int(env.answer(p) or 0) for p in parts)
+        except ValueError:
+            return None
+        if left < 0:
+            return None
+        return str(left if exact else int(gen.rng.random() * (left + 1)))
+    return make
+
+
 def _generic_maker(f: Field) -> Maker:
     if f.type in ATTACHMENT_TYPES:
         return _attachment
@@ -1817,7 +1843,14 @@ _TEXT = frozenset({Kind.TEXT})
 _INT = frozenset({Kind.INTEGER})
 _DATE = frozenset({Kind.DATE})
 # question name → (kinds it applies to, answer maker)
+def _case_code(gen: _Gen, env: _Env, st: _Step) -> str:
+    """A screening's case code: the governorate's three letters and a number (never a name)."""
+    place = (env.answer("governorate") or "erbil")[:3].upper()
+    return f"{place}-{int(gen.rng.random() * 10000):04d}"
+
+
 NAMED: dict[str, tuple[frozenset[Kind], Maker]] = {
+    "case_code": (_TEXT, _case_code),
     "consent": (_SELECTS, _consent),
     "screener": (_SELECTS, _screener),
     "governorate": (_SELECTS, _governorate),
