@@ -419,7 +419,7 @@ def demo(
     db: Path = typer.Option(Path("amina.db"), "--db", help="SQLite file to (re)create."),
     seed: int = typer.Option(2026, "--seed", help="Seed of the generated data."),
 ) -> None:
-    """The whole path offline: fake KoBo → publish both forms → submissions → sync → SQLite."""
+    """The whole path offline: fake KoBo → publish the four forms → submissions → sync → SQLite."""
     from amina.demo import run_demo
 
     run_demo(submissions=submissions, db=db, seed=seed, console=out, progress=_progress)
@@ -431,7 +431,7 @@ def fake_server(
     submissions: int = typer.Option(1000, "--submissions", "-n", min=0, help="Submissions to generate."),
     seed: int = typer.Option(2026, "--seed"),
 ) -> None:
-    """Serve a fake KoBo server with both forms and generated submissions, until Ctrl-C."""
+    """Serve a fake KoBo server with the four forms and generated submissions, until Ctrl-C."""
     from amina.demo import serve_fake
 
     serve_fake(port=port, submissions=submissions, seed=seed, console=out)
