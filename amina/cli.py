@@ -14,11 +14,18 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from amina.errors import AminaError, ConfigError
-from warehouse.protect import KEY_ENV, pseudonymizer_from_env
+from warehouse.protect import pseudonymizer_from_env
 
 app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -46,30 +53,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
     _state["debug"] = debug
     # on a terminal the progress bar tells; elsewhere (cron, CI, a pipe) plain log lines do
     level = logging.DEBUG if debug else logging.INFO if verbose or not err.is_terminal else logging.WARNING
-    configure(level, log_format, _token_env_names())
-
-
-def _token_env_names() -> list[str]:
-    """Every environment variable that may hold a token, so logs can scrub their values."""
-    names = {"KOBO_TOKEN", KEY_ENV}
-    names.update(a.split("=", 1)[1] for a in sys.argv if a.startswith("--token-env="))
-    names.update(sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--token-env")
-    try:
-        from amina.config import load_config
-
-        names.update(s.token_env for s in load_config(_config_arg()).servers.values())
-    except (AminaError, OSError):
-        pass
-    return sorted(names)
-
-
-def _config_arg() -> str | None:
-    for i, a in enumerate(sys.argv):
-        if a == "--config" and i + 1 < len(sys.argv):
-            return sys.argv[i + 1]
-        if a.startswith("--config="):
-            return a.split("=", 1)[1]
-    return None
+    configure(level, log_format)
 
 
 # -- forms --------------------------------------------------------------------------------------
@@ -130,9 +114,21 @@ def forms_publish(
 # -- sync ---------------------------------------------------------------------------------------
 
 def _progress() -> Progress:
+    """On a terminal: submissions fetched of the API's count, rate and ETA. Elsewhere, log lines."""
     return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TaskProgressColumn(), TimeRemainingColumn(), console=err, transient=True,
-                    disable=not err.is_terminal)
+                    TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)
+
+
+def track(bar: Progress, label: str):  # type: ignore[no-untyped-def]
+    """A progress task for one sync, and the callback the engine calls after each page."""
+    task = bar.add_task(label, total=None, rate="")
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        speed = next((t.speed for t in bar.tasks if t.id == task), None)
+        bar.update(task, rate=f"{speed:,.0f} submissions/s" if speed else "")
+    return update
 
 
 @app.command()
@@ -185,8 +181,7 @@ def run_config(cfg) -> int:  # type: ignore[no-untyped-def]
     reports, failures = [], 0
     with _progress() as bar:
         def progress(uid: str):  # type: ignore[no-untyped-def]
-            task = bar.add_task(f"sync {uid}", total=None)
-            return lambda done, total: bar.update(task, completed=done, total=total)
+            return track(bar, f"sync {uid}")
 
         for asset in cfg.assets:
             for outcome in run_asset_config(cfg, asset, warehouse, progress=progress):
@@ -374,12 +369,14 @@ def status(
 
 
 def _server_counts(statuses, cfg) -> None:  # type: ignore[no-untyped-def]
+    from amina.config import ServerConfig
     from sync.client import KoboClient, RetryPolicy
 
     for st in statuses:
         server = next((s for s in cfg.servers.values() if s.url == st.server_url), None) if cfg else None
-        token = os.environ.get(server.token_env if server else "KOBO_TOKEN", "").strip()
-        if not token:
+        try:
+            token = (server or ServerConfig("cli", st.server_url, "KOBO_TOKEN")).token()
+        except ConfigError:  # no token at hand: the server's count stays unknown
             continue
         try:
             client = KoboClient(st.server_url, token, retry=RetryPolicy(attempts=2), timeout=(5, 20))

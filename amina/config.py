@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from amina.errors import ConfigError
+from amina.logs import register_secret
 
 DEFAULT_PATH = Path("amina.toml")
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -43,7 +44,8 @@ class ServerConfig:
     token_env: str
 
     def token(self) -> str:
-        value = os.environ.get(self.token_env, "").strip()
+        """The token, from the environment variable the config names (registered so logs never show it)."""
+        value = register_secret(os.environ.get(self.token_env, "").strip())
         if not value:
             raise ConfigError(f"server '{self.name}': the environment variable {self.token_env} is empty or not "
                               f"set: export {self.token_env}=<KoBo API token for {self.url}>")

@@ -118,16 +118,11 @@ def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
 
 
 def _sync_all(client: KoboClient, warehouse, forms: list[DemoForm], progress):  # type: ignore[no-untyped-def]
+    from amina.cli import track
     from sync.engine import sync_asset
 
-    reports = []
     with progress() as bar:
-        for f in forms:
-            task = bar.add_task(f"sync {f.name}", total=None)
-            reports.append(sync_asset(client, warehouse, f.asset_uid,
-                                      progress=lambda d, t, task=task: bar.update(task, completed=d, total=t)))
-            bar.remove_task(task)
-    return reports
+        return [sync_asset(client, warehouse, f.asset_uid, progress=track(bar, f"sync {f.name}")) for f in forms]
 
 
 def serve_fake(*, port: int, submissions: int, seed: int, console: Console) -> None:

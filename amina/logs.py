@@ -1,29 +1,34 @@
 """Logging set-up for the CLI and the scheduler (libraries only ever call logging.getLogger).
 
 Plain lines for people, `--log-format json` (one JSON object a line) for log shippers. A filter
-scrubs anything that looks like a KoBo token, and the values of the token environment variables,
-from every record, as a last line of defence: amina never logs them on purpose.
+scrubs anything that looks like a KoBo token, and every secret amina has read (`register_secret` is
+called where a token or the pseudonym key is taken from the environment), from every record, as a
+last line of defence: amina never logs them on purpose.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
-from collections.abc import Iterable
 
 _TOKEN_SHAPES = re.compile(r"(Token\s+)\S+|\b[0-9a-f]{40}\b", re.IGNORECASE)
 
 
-class RedactSecrets(logging.Filter):
-    def __init__(self, secret_env_names: Iterable[str] = ("KOBO_TOKEN",)):
-        super().__init__()
-        self.secrets = [v for name in secret_env_names if len(v := os.environ.get(name, "").strip()) >= 8]
+_secrets: set[str] = set()
 
+
+def register_secret(value: str) -> str:
+    """Remember a secret so no log line can show it; returns it unchanged."""
+    if len(value) >= 8:
+        _secrets.add(value)
+    return value
+
+
+class RedactSecrets(logging.Filter):
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
+        for secret in sorted(_secrets, key=len, reverse=True):
             text = text.replace(secret, "[redacted]")
         return _TOKEN_SHAPES.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else "[redacted]", text)
 
@@ -42,9 +47,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: int, fmt: str = "text", secret_env_names: Iterable[str] = ("KOBO_TOKEN",)) -> None:
+def configure(level: int, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactSecrets(secret_env_names))
+    handler.addFilter(RedactSecrets())
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

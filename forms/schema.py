@@ -162,8 +162,8 @@ class FormSchema:
     groups: tuple[Group, ...] = ()  # every group and repeat, outermost first
 
     def relevant_groups(self, path: str) -> tuple[Group, ...]:
-        """The groups and repeats enclosing `path` whose `relevant` must hold for it to be asked."""
-        return tuple(g for g in self.groups if g.relevant and path.startswith(g.path + "/"))
+        """The groups and repeats (`path` itself included) whose `relevant` must hold for it to be asked."""
+        return tuple(g for g in self.groups if g.relevant and (path == g.path or path.startswith(g.path + "/")))
 
     @property
     def default_language(self) -> str:

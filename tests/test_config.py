@@ -75,3 +75,16 @@ def test_token_comes_from_the_environment(monkeypatch):
         cfg.servers["kf"].token()
     monkeypatch.setenv("KOBO_TOKEN", "secret-token")
     assert cfg.servers["kf"].token() == "secret-token"
+
+
+def test_a_token_once_read_never_reaches_a_log_line(monkeypatch):
+    import logging
+
+    from amina.logs import RedactSecrets
+
+    monkeypatch.setenv("MY_KOBO_TOKEN", "not-hex-but-secret-123")
+    server = parse_config(base(servers={"kf": {"url": "https://kf.kobotoolbox.org", "token_env": "MY_KOBO_TOKEN"}}))
+    token = server.servers["kf"].token()
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "sent %s and Token %s", (token, "abc"), None)
+    RedactSecrets().filter(record)
+    assert record.getMessage() == "sent [redacted] and Token [redacted]"

@@ -17,6 +17,7 @@ import os
 import unicodedata
 
 from amina.errors import ConfigError
+from amina.logs import register_secret
 
 KEY_ENV = "AMINA_PSEUDONYM_KEY"
 MIN_KEY_LENGTH = 16
@@ -43,7 +44,7 @@ class Pseudonymizer:
 
 
 def pseudonymizer_from_env() -> Pseudonymizer | None:
-    key = os.environ.get(KEY_ENV, "")
+    key = register_secret(os.environ.get(KEY_ENV, ""))
     return Pseudonymizer(key) if key else None
 
 

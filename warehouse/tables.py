@@ -190,15 +190,6 @@ class FormTables:
         """Every table of the form, parents before children."""
         return list(self.tables.values())
 
-    def column_of(self, path: str) -> tuple[str, tuple[str, ...]]:
-        """(table, columns) where the question at `path` is stored."""
-        f = self.schema.field(path)
-        plan = self.plans[f.repeat]
-        for cp in plan.columns:
-            if cp.field.path == path:
-                return plan.name, cp.columns
-        raise KeyError(f"question '{path}' carries no data")
-
 
 def _comment(f: Field, part: str | None) -> str:
     label = f.labels.get("en") or next(iter(f.labels.values()), f.name) if f.labels else f.name

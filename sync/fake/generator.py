@@ -1010,7 +1010,7 @@ def _plan(schema: FormSchema, index: _Index) -> _Level:
 
     def gated_by(path: str) -> tuple[str, str] | None:
         """(innermost gating group, the relevants of every enclosing gated group joined with `and`)."""
-        found = [g for g in schema.groups if g.relevant and (path == g.path or path.startswith(g.path + "/"))]
+        found = schema.relevant_groups(path)
         if not found:
             return None
         return found[-1].path, " and ".join(f"({g.relevant})" for g in found)
