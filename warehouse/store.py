@@ -163,8 +163,8 @@ class Warehouse:
                     table_name = identifier(f"{wanted}_{short_hash(asset_uid, 6)}")
             else:
                 table_name = existing
-        schema = self._keep_column_types(schema, table_name)
-        tables = FormTables(schema, table_name)
+        tables = self._keep_column_types(FormTables(schema, table_name))
+        schema = tables.schema
         if loading and schema.sensitive_paths and self.pseudonymizer is None:
             raise missing_key_error(name, list(schema.sensitive_paths))
         self._create_or_extend(tables)
@@ -192,10 +192,10 @@ class Warehouse:
             create_views(conn, tables)
         return RegisteredForm(asset_uid=asset_uid, tables=tables, flattener=Flattener(tables, self.pseudonymizer))
 
-    def _keep_column_types(self, schema: FormSchema, table_name: str) -> FormSchema:
+    def _keep_column_types(self, planned: FormTables) -> FormTables:
         """A question whose type changed between versions keeps the type its column already has: the
         schema is adjusted to the column, and the conflict recorded for the dictionary."""
-        planned = FormTables(schema, table_name)
+        schema = planned.schema
         changed: dict[str, Field] = {}
         conflicts = dict(schema.conflicts)
         with self.engine.connect() as conn:
@@ -214,11 +214,12 @@ class Warehouse:
                         conflicts[f.path] = (f"the form now has it as {f.kind.value}; its column keeps "
                                              f"{kind.value} (values that do not fit are kept raw and reported)")
         if not changed:
-            return schema
-        log.warning("form %s: %d question(s) changed type; their columns keep the old type", table_name,
+            return planned
+        log.warning("form %s: %d question(s) changed type; their columns keep the old type", planned.base,
                     len(changed))
-        return dataclasses.replace(schema, fields=tuple(changed.get(f.path, f) for f in schema.fields),
+        kept = dataclasses.replace(schema, fields=tuple(changed.get(f.path, f) for f in schema.fields),
                                    conflicts=conflicts)
+        return FormTables(kept, planned.base)
 
     def _create_or_extend(self, tables: FormTables) -> None:
         """Create missing tables; add columns a newer form version brought. Never drops anything."""
