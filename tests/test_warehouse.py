@@ -137,6 +137,11 @@ def test_registering_twice_keeps_data_and_adds_new_columns(warehouse, form, hous
     got = {r["_id"]: r for r in rows(warehouse, "household")}
     assert got[1]["hh_size"] == 2 and got[1]["extra"] is None and got[2]["extra"] == 9
     assert {r["version_uid"] for r in rows(warehouse, "form_versions")} == {"v1", "v2"}
+    if warehouse.has_schemas:  # the added column carries its question, like the others
+        with warehouse.engine.connect() as conn:
+            comment = conn.execute(sa.text("SELECT col_description('household'::regclass, attnum) FROM pg_attribute "
+                                           "WHERE attrelid = 'household'::regclass AND attname = 'extra'")).scalar()
+        assert comment == "extra: Extra"
 
 
 def test_two_assets_with_the_same_form_id_get_distinct_tables(warehouse, form, household_schema,

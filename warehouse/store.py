@@ -236,6 +236,8 @@ class Warehouse:
                     if column.name not in present:
                         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
                         conn.execute(sa.text(f"ALTER TABLE {_q(conn, table.name)} ADD COLUMN {ddl}"))
+                        if self.has_schemas and column.comment:  # CREATE TABLE carries comments; ALTER does not
+                            conn.execute(sa.schema.SetColumnComment(column))
 
     @staticmethod
     def _versions_by_path(conn: sa.Connection, asset_uid: str) -> dict[str, list[str]]:
