@@ -64,15 +64,19 @@ def forms_build(
     out_dir: Path = typer.Option(Path("build/forms"), "--out", help="Where to write .xlsx and .xml."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate (Java)."),
     lint: bool = typer.Option(True, "--lint/--no-lint", help="Check our conventions (three languages, names…)."),
+    engine: bool = typer.Option(None, "--engine/--no-engine", show_default="when installed",
+                                help="Load the forms in ODK Web Forms' engine (@getodk/xforms-engine, Node)."),
 ) -> None:
-    """Compile XLSForm sources to the .xlsx to upload to KoBo and the XForm XML."""
-    from forms.build import build_form, resolve_sources
+    """Compile XLSForm sources to the .xlsx to upload to KoBo and the XForm XML, with a stamped version."""
+    from forms.build import build_forms, resolve_sources
 
-    for path in resolve_sources(names):
-        built = build_form(path, out_dir, validate=validate, lint=lint)
-        out.print(f"[green]built[/] {built.name}: {built.xlsx} {built.xform}")
-        for w in built.warnings:
+    built, skipped = build_forms(resolve_sources(names), out_dir, validate=validate, lint=lint, engine=engine)
+    for form in built:
+        out.print(f"[green]built[/] {form.name} version {form.version}: {form.xlsx} {form.xform}")
+        for w in form.warnings:
             out.print(f"  [yellow]warning[/] {w}")
+    if skipped:
+        out.print(f"[yellow]note[/] {skipped}")
 
 
 @forms_app.command("publish")
@@ -83,24 +87,26 @@ def forms_publish(
     token_env: str = typer.Option("KOBO_TOKEN", "--token-env", help="Environment variable holding the token."),
     db: str = typer.Option("amina.db", "--db", help="Warehouse where the asset uid and version are recorded."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate first."),
+    engine: bool = typer.Option(None, "--engine/--no-engine", show_default="when installed",
+                                help="Load the form in ODK Web Forms' engine first."),
 ) -> None:
     """Upload a form to KoBo (imports API), deploy or redeploy it, and record it in the warehouse."""
     from amina.config import ServerConfig
-    from forms.build import compile_xform, resolve_sources
+    from forms.build import compile_source, engine_check, resolve_sources
     from forms.schema import FormSchema
-    from forms.source import read_source, to_xlsx
     from sync.client import KoboClient
     from sync.engine import deployed_content
     from sync.publish import publish_xlsform
     from warehouse.store import Warehouse
 
     [path] = resolve_sources([name])
-    source = read_source(path)
-    xlsx = to_xlsx(source)
-    compile_xform(source, xlsx, validate=validate)  # never upload what pyxform or ODK Validate rejects
+    form = compile_source(path, validate=validate)  # never upload what the linter, pyxform or an engine rejects
+    skipped = engine_check([form], engine=engine)
+    if skipped:
+        out.print(f"[yellow]note[/] {skipped}")
     token = ServerConfig("cli", server, token_env).token()
     client = KoboClient(server, token, token_source=f"the token in {token_env}")
-    published = publish_xlsform(client, xlsx, f"{path.stem}.xlsx", asset_uid=asset)
+    published = publish_xlsform(client, form.xlsx, f"{path.stem}.xlsx", asset_uid=asset)
     detail = client.asset(published.asset_uid)
     version, content = deployed_content(client, detail)
     Warehouse(db).register_form(asset_uid=published.asset_uid, server_url=client.server_url,

@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import Progress
 
 from amina.errors import ConfigError
-from forms.build import compile_xform
+from forms.build import compile_source
 from forms.content import to_content
 from forms.schema import FormSchema
-from forms.source import read_source, source_paths, to_xlsx
+from forms.source import source_paths
 from sync.client import KoboClient
 from sync.fake.generator import generate
 from sync.fake.server import FakeKobo
@@ -49,11 +49,9 @@ def publish_and_fill(server: FakeKobo, total: int, seed: int, *, validate: bool 
     forms: list[DemoForm] = []
     paths = source_paths()
     for index, path in enumerate(paths):
-        source = read_source(path)
-        xlsx = to_xlsx(source)
-        compile_xform(source, xlsx, validate=validate)  # a form pyxform rejects never reaches KoBo
-        published = publish_xlsform(client, xlsx, f"{path.stem}.xlsx")
-        schema = FormSchema.from_content(to_content(source))
+        form = compile_source(path, validate=validate, lint=False)  # a form pyxform rejects never reaches KoBo
+        published = publish_xlsform(client, form.xlsx, f"{path.stem}.xlsx")
+        schema = FormSchema.from_content(to_content(form.source))
         share = DEMO_SHARE.get(path.stem, 1 / len(paths))
         n = max(1, round(total * share)) if total else 0
         items = generate(schema, n, seed=seed + index) if n else iter(())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amina.errors import FormBuildError
-from forms.source import XLSFormSource, read_source, source_paths, to_xlsx
+from forms.source import XLSFormSource, read_source, source_paths, stamp_version, to_xlsx
 
 _ROW_REF = re.compile(r"\[row\s*:\s*(\d+)\]")
 _SHEET_REF = re.compile(r"On the '(\w+)' sheet")
@@ -28,6 +28,7 @@ class BuiltForm:
     xlsx: Path
     xform: Path
     warnings: list[str] = field(default_factory=list)
+    version: str = ""
 
 
 def compile_xform(source: XLSFormSource, xlsx: bytes, *, validate: bool) -> tuple[str, list[str]]:
@@ -79,7 +80,40 @@ def _validate_reason(source: XLSFormSource, exc: Exception) -> str:
     lines = [ln.strip(" :>") for ln in str(exc).splitlines()]
     useful = [ln for ln in lines if ln and not ln.startswith(("ODK Validate Errors", "The following files",
                                                                 "${tmp", "Result:", "XForm is invalid"))]
-    reason = " ".join(useful) or str(exc)
+    return _point_at(source, " ".join(useful) or str(exc))
+
+
+_EXPRESSION_COLUMNS = ("relevant", "constraint", "calculation", "choice_filter", "required", "default", "trigger",
+                       "repeat_count", "label", "hint")
+_FAILED_EXPRESSION = re.compile(r"(?:syntax error|Expression)[^:]*:\s*(.+)$")
+_UNKNOWN_FUNCTION = re.compile(r"Function '([\w:-]+)' is not defined")
+
+
+def _expression_row(source: XLSFormSource, reason: str) -> str | None:
+    """The question whose expression an engine quotes (compiled: /data/g/q for ${q}) or whose unknown function
+    it names."""
+    unknown = _UNKNOWN_FUNCTION.search(reason)
+    quoted = _FAILED_EXPRESSION.search(reason)
+    if unknown:
+        wanted, compare = f"{unknown.group(1)}(", lambda e: wanted in e.replace(" ", "")
+    elif quoted:
+        wanted = re.sub(r"/data(?:/\w+)*/(\w+)", r"${\1}", quoted.group(1)).replace(" ", "")
+        compare = lambda e: e.replace(" ", "") == wanted  # noqa: E731
+    else:
+        return None
+    for r in source.sheets["survey"].rows:
+        for column, expression in r.cells.items():
+            if column.split("::")[0] in _EXPRESSION_COLUMNS and compare(expression):
+                return f"{reason} (question '{r.cells.get('name')}', {column}, {source.where('survey', r.row)})"
+    return None
+
+
+def _point_at(source: XLSFormSource, reason: str) -> str:
+    """An engine's message, with the question and source line it points at: the question whose expression it
+    quotes, else the first question it names."""
+    found = _expression_row(source, reason)
+    if found:
+        return found
     node = _NODE_REF.search(reason)
     if node:
         name = (node.group(1) or node.group(2)).split("/")[-1]
@@ -89,8 +123,18 @@ def _validate_reason(source: XLSFormSource, exc: Exception) -> str:
     return reason
 
 
-def build_form(path: Path, out_dir: Path, *, validate: bool = True, lint: bool = True) -> BuiltForm:
-    """Compile one source; with `lint`, our conventions (forms.lint) must hold too."""
+@dataclass(slots=True)
+class CompiledForm:
+    name: str
+    source: XLSFormSource  # with its version stamped (forms.source.stamp_version)
+    xlsx: bytes
+    xform: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def compile_source(path: Path, *, validate: bool = True, lint: bool = True) -> CompiledForm:
+    """Read, lint (our conventions, forms.lint), stamp the version, and compile one source (pyxform, and
+    ODK Validate with `validate`)."""
     source = read_source(path)
     if lint:
         from forms.lint import lint as lint_source
@@ -99,14 +143,57 @@ def build_form(path: Path, out_dir: Path, *, validate: bool = True, lint: bool =
         if findings:
             listed = "\n".join(f"  - {f}" for f in findings)
             raise FormBuildError(f"{path.name}: {len(findings)} finding(s) of the form linter:\n{listed}")
+    source = stamp_version(source)
     xlsx = to_xlsx(source)
     xform, warnings = compile_xform(source, xlsx, validate=validate)
+    return CompiledForm(name=path.stem, source=source, xlsx=xlsx, xform=xform, warnings=warnings)
+
+
+def engine_check(forms: list[CompiledForm], *, engine: bool | None) -> str | None:
+    """Load every form in @getodk/xforms-engine (ODK Web Forms). `engine`: True = required, None = when Node and
+    the engine are installed, False = not at all. Returns why it was skipped, if it was; raises FormBuildError
+    with the engine's message (and the source line it points at) for a form it rejects."""
+    from forms import webforms
+
+    if engine is False or not forms:
+        return "the ODK Web Forms engine check was turned off" if engine is False else None
+    reason = webforms.unavailable_reason()
+    if reason:
+        if engine:
+            raise webforms.EngineUnavailable(f"cannot run @getodk/xforms-engine: {reason}")
+        return f"the ODK Web Forms engine check was skipped: {reason}"
+    runs = webforms.run_jobs({f.name: f.xform for f in forms}, [{"kind": "load", "form": f.name} for f in forms])
+    for form, run in zip(forms, runs, strict=True):
+        if run.status == "failure" or run.error:
+            raise FormBuildError(f"{form.name}: @getodk/xforms-engine (ODK Web Forms) rejected the form: "
+                                 f"{_point_at(form.source, run.error or run.status)}")
+    return None
+
+
+def build_forms(paths: list[Path], out_dir: Path, *, validate: bool = True, lint: bool = True,
+                engine: bool | None = None) -> tuple[list[BuiltForm], str | None]:
+    """Compile every source, check them all in the Web Forms engine (one Node process), then write the `.xlsx`
+    and `.xml` of each. Nothing is written unless every form passes. Returns the forms and why the engine check
+    was skipped, if it was (see `engine_check`)."""
+    compiled = [compile_source(p, validate=validate, lint=lint) for p in paths]
+    skipped = engine_check(compiled, engine=engine)
     out_dir.mkdir(parents=True, exist_ok=True)
-    xlsx_path = out_dir / f"{path.stem}.xlsx"
-    xform_path = out_dir / f"{path.stem}.xml"
-    xlsx_path.write_bytes(xlsx)
-    xform_path.write_text(xform, encoding="utf-8")
-    return BuiltForm(name=path.stem, source=path, xlsx=xlsx_path, xform=xform_path, warnings=warnings)
+    built = []
+    for form, path in zip(compiled, paths, strict=True):
+        xlsx_path = out_dir / f"{form.name}.xlsx"
+        xform_path = out_dir / f"{form.name}.xml"
+        xlsx_path.write_bytes(form.xlsx)
+        xform_path.write_text(form.xform, encoding="utf-8")
+        built.append(BuiltForm(name=form.name, source=path, xlsx=xlsx_path, xform=xform_path, warnings=form.warnings,
+                               version=form.source.sheets["settings"].rows[0].cells["version"]))
+    return built, skipped
+
+
+def build_form(path: Path, out_dir: Path, *, validate: bool = True, lint: bool = True,
+               engine: bool | None = False) -> BuiltForm:
+    """`build_forms` for one source (without the engine check unless asked: Node costs a second and a half)."""
+    [built], _ = build_forms([path], out_dir, validate=validate, lint=lint, engine=engine)
+    return built
 
 
 def resolve_sources(names: list[str] | None) -> list[Path]:

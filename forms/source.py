@@ -7,9 +7,11 @@ linter's) can point at the line a person must fix, and writes the `.xlsx` a data
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from amina.errors import FormBuildError
@@ -114,6 +116,40 @@ def read_source(path: str | Path) -> XLSFormSource:
     except OSError as exc:
         raise FormBuildError(f"cannot read form source {p}: {exc.strerror}") from exc
     return read_markdown(text, p)
+
+
+def content_digest(source: XLSFormSource) -> str:
+    """A hash of everything in the form but its version: same questions, same digest."""
+    h = hashlib.sha256()
+    for sheet in source.sheets.values():
+        h.update(("\x1e" + "\x1f".join([sheet.name, *sheet.header])).encode())
+        for r in sheet.rows:
+            cells = {k: v for k, v in r.cells.items() if not (sheet.name == "settings" and k == "version")}
+            h.update(("\x1d" + "\x1f".join(f"{k}={v}" for k, v in sorted(cells.items()))).encode())
+    return h.hexdigest()
+
+
+def stamp_version(source: XLSFormSource, *, today: dt.date | None = None) -> XLSFormSource:
+    """The source with its settings version stamped by the build, unless the author wrote one.
+
+    The stamp is `YYYYMMDD.` + the first 8 hex digits of `content_digest`: a changed form gets a new
+    version (which ODK Collect and KoBo need to see an update), an unchanged one built the same day
+    keeps it, and a later build sorts after an earlier one.
+    """
+    settings = source.sheets.get("settings")
+    if settings and settings.rows and settings.rows[0].cells.get("version", "").strip():
+        return source
+    day = today or dt.datetime.now(dt.UTC).date()
+    version = f"{day:%Y%m%d}.{content_digest(source)[:8]}"
+    sheets = dict(source.sheets)
+    if settings is None:
+        sheets["settings"] = Sheet(name="settings", header=["version"], rows=[SheetRow({"version": version}, 0, 2)])
+    else:
+        header = settings.header if "version" in settings.header else [*settings.header, "version"]
+        rows = settings.rows or [SheetRow({}, 0, 2)]
+        first = replace(rows[0], cells={**rows[0].cells, "version": version})
+        sheets["settings"] = Sheet(name="settings", header=header, rows=[first, *rows[1:]])
+    return XLSFormSource(path=source.path, sheets=sheets)
 
 
 def to_xlsx(source: XLSFormSource) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import shutil
 import subprocess
 import sys
@@ -80,3 +82,29 @@ def test_cli_build_error_is_one_line_and_nonzero(tmp_path):
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: dup.md line 4 (survey row 3): pyxform:")
+
+
+def test_version_is_stamped_by_the_build_from_date_and_content():
+    from forms.source import read_markdown, stamp_version
+
+    text = "| survey |\n| | type | name | label |\n| | text | a | A |\n| settings |\n| | form_id |\n| | f |\n"
+    day = dt.date(2026, 11, 23)
+
+    def version(src: str, on: dt.date = day) -> str:
+        return stamp_version(read_markdown(src), today=on).sheets["settings"].rows[0].cells["version"]
+
+    first = version(text)
+    assert re.fullmatch(r"20261123\.[0-9a-f]{8}", first)
+    assert version(text) == first  # same form, same day: same version
+    assert version(text.replace("| A |", "| B |")) != first  # any change: a new version
+    assert version(text, dt.date(2026, 11, 24)) > first  # a later build sorts after
+    explicit = text.replace("| | form_id |\n| | f |", "| | form_id | version |\n| | f | 7 |")
+    assert version(explicit) == "7"  # an author's own version is kept
+    no_settings = version("| survey |\n| | type | name | label |\n| | text | a | A |\n")
+    assert no_settings.startswith("20261123.")
+
+
+def test_built_xform_carries_the_stamped_version(tmp_path):
+    built = build_form(source_paths()[0], tmp_path, validate=False)
+    assert re.fullmatch(r"\d{8}\.[0-9a-f]{8}", built.version)
+    assert f'version="{built.version}"' in built.xform.read_text(encoding="utf-8")

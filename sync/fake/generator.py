@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 IRAQ_TIME = dt.timezone(dt.timedelta(hours=3))  # Iraq keeps +03:00 all year
 PERIOD_DAYS = 182  # submissions are spread over about six months
 MAX_TRIES = 30  # redraws of an answer before giving up on a constraint (the question is then left empty)
+DATE_SEARCH_DAYS = 120  # a date that random draws cannot place is searched for this many days around the visit
 
 Instance = dict[str, Any]  # full path → str answer, or repeat path → list[Instance]
 Value = Any  # an XPath value: str, float, bool, or a node-set (list)
@@ -298,7 +299,11 @@ def _item(parts: list[str], i: float) -> str:
 
 
 def _sum(ns: Value) -> float:
-    return math.fsum(_num(x) for x in _nodes(ns))
+    # left to right in doubles, as JavaRosa and the JavaScript engines add (math.fsum would round differently)
+    total = 0.0
+    for x in _nodes(ns):
+        total += _num(x)
+    return total
 
 
 def _extreme(pick: Callable[..., float]) -> Callable[..., float]:
@@ -1329,7 +1334,7 @@ def _answer(gen: _Gen, env: _Env, steps: list[_Step], out: Instance) -> None:
             while not st.constraint(env):
                 tries += 1
                 if tries >= MAX_TRIES:
-                    value = None
+                    value = _search_dates(gen, env, st)
                     break
                 # the programme's answer first; if the form wants otherwise, any plausible answer
                 value = (st.make if tries < 5 else st.fallback)(gen, env, st)  # type: ignore[misc]
@@ -1338,6 +1343,21 @@ def _answer(gen: _Gen, env: _Env, steps: list[_Step], out: Instance) -> None:
                 env.dot = value
         if value:
             out[st.path] = value
+
+
+def _search_dates(gen: _Gen, env: _Env, st: _Step) -> str | None:
+    """A date question whose constraint random draws keep missing (a window of a day or two between two other
+    answers): try every day within DATE_SEARCH_DAYS of the visit, in random order. None for other kinds."""
+    if st.field is None or st.field.kind is not Kind.DATE or st.constraint is None:
+        return None
+    day: dt.date = gen.scene["day"]
+    offsets = list(range(-DATE_SEARCH_DAYS, DATE_SEARCH_DAYS + 1))
+    gen.rng.shuffle(offsets)
+    for offset in offsets:
+        env.dot = (day + dt.timedelta(days=offset)).isoformat()
+        if st.constraint(env):
+            return env.dot
+    return None
 
 
 def _calculate(st: _Step, env: _Env, out: Instance) -> None:
