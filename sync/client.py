@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import orjson
 import requests
 
 from amina.errors import KoboRefused, KoboUnavailable
+from amina.gcpause import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class KoboClient:
         self._session = session or requests.Session()
         self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json"})
         self.requests_made = 0
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:  # never show the token
         return f"KoboClient({self.server_url!r})"
@@ -97,6 +100,11 @@ class KoboClient:
               files: Any = None, data: Any = None, parse: Callable[[requests.Response], Any] | None = None) -> Any:
         """The retry loop. `parse` turns a 2xx answer into a value, raising _Transient when the answer is
         damaged (half a JSON body, a page missing its results): that is retried like a 503."""
+        with self._lock:  # one request at a time per client (the sync fetches its next page from a thread)
+            return self._send_locked(method, path, params=params, json=json, files=files, data=data, parse=parse)
+
+    def _send_locked(self, method: str, path: str, *, params: Mapping[str, Any] | None, json: Any, files: Any,
+                     data: Any, parse: Callable[[requests.Response], Any] | None) -> Any:
         url = self._url(path)
         last_problem = ""
         for attempt in range(1, self.retry.attempts + 1):
@@ -158,7 +166,8 @@ class KoboClient:
         """GET and parse JSON; a damaged body (or one `check` finds wrong) is retried, then refused."""
         def parse(resp: requests.Response) -> Any:
             try:
-                body = orjson.loads(resp.content)
+                with gc_paused():  # a page is ~100k new objects: a collection in the middle only costs time
+                    body = orjson.loads(resp.content)
             except orjson.JSONDecodeError:
                 if "json" not in resp.headers.get("Content-Type", "json"):
                     raise KoboUnavailable(f"GET {_path(self._url(path))}: the answer is not JSON "

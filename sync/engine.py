@@ -18,10 +18,12 @@ was missed. Only the changed submissions are then fetched in full (`query={"_id"
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 from amina.errors import AminaError, KoboError, KoboRefused, KoboUnavailable, SyncInterrupted
 from forms.schema import FormSchema
 from sync.attachments import download_attachments
-from sync.client import MAX_PAGE_SIZE, KoboClient
+from sync.client import MAX_PAGE_SIZE, KoboClient, Page
 from warehouse.store import RegisteredForm, Warehouse, Watermark
 
 log = logging.getLogger(__name__)
@@ -199,6 +201,7 @@ def sync_asset(
     started = time.monotonic()
     requests_before = client.requests_made
     report.run_id = warehouse.start_run(asset_uid, client.server_url)
+    stack = contextlib.ExitStack()
     try:
         prepared = prepare_form(client, warehouse, asset_uid, sensitive=sensitive)
         report.name = str(prepared.asset.get("name") or asset_uid)
@@ -206,8 +209,17 @@ def sync_asset(
         watermark = warehouse.watermark(asset_uid)
         base = {"_submission_time": {"$gte": since(watermark, overlap)}} if watermark else None
         cursor: Watermark | None = None
+
+        def fetch(after: Watermark | None) -> Page:
+            return client.data_page(asset_uid, query=_query_after(base, after), sort=ORDER, limit=page_size)
+
+        # the next page is requested as soon as this one's last row is known, and downloads while this one
+        # is stored (the watermark still moves only with what is stored)
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{asset_uid}")
+        stack.callback(ahead.shutdown, wait=False, cancel_futures=True)
+        pending = ahead.submit(fetch, None)
         while True:
-            page = client.data_page(asset_uid, query=_query_after(base, cursor), sort=ORDER, limit=page_size)
+            page = pending.result()
             if report.pages == 0:
                 report.to_fetch = page.count
             if not page.results:
@@ -218,6 +230,8 @@ def sync_asset(
                     (before.submission_time, before.submission_id):
                 raise KoboUnavailable(f"{client.server_url} answered a page of {asset_uid} that does not move past "
                                       f"submission {before.submission_id}: stopping instead of looping")
+            if page.next:
+                pending = ahead.submit(fetch, cursor)
             store_page(client, warehouse, prepared, report, page.results, cursor, attachments_dir)
             report.pages += 1
             if progress:
@@ -244,6 +258,7 @@ def sync_asset(
         report.status, report.error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
         raise
     finally:
+        stack.close()
         report.seconds = time.monotonic() - started
         report.requests = client.requests_made - requests_before
         warehouse.finish_run(report.run_id, status=report.status, error=report.error, **report.counts())

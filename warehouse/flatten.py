@@ -83,6 +83,11 @@ class FlatPage:
 RESTRICTED = "restricted_values"  # key in FlatPage.rows for the values of sensitive questions
 
 
+# what _level does with an answer (decided once per question when the flattener is compiled)
+_PLAIN, _CONVERT, _CHOICES, _GEOPOINT, _SENSITIVE = range(5)
+_AS_IS = frozenset({Kind.TEXT, Kind.SELECT_ONE, Kind.TIME})  # stored as the text KoBo sent
+
+
 @dataclass(frozen=True, slots=True)
 class _Step:
     key: str
@@ -91,13 +96,15 @@ class _Step:
     convert: Converter | None  # None for a geopoint
     bridge: str | None
     sensitive: bool
+    mode: int
 
 
 @dataclass(frozen=True, slots=True)
 class _CompiledTable:
     name: str
     repeat_path: str | None
-    steps: tuple[_Step, ...]
+    steps: tuple[tuple[str, int, str, Any, _Step], ...]  # (key, mode, first column, converter, step)
+    template: dict[str, None]  # every answer column, NULL: a row starts as a copy of it
     children: tuple[str, ...]
     known: frozenset[str]  # every key this level may carry (answers, notes, child repeats)
 
@@ -105,6 +112,8 @@ class _CompiledTable:
 class Flattener:
     """Turns KoBo submission dicts into rows; one instance per form version.
 
+    Compiled once: per table, the questions in order with what to do with each answer, and a row
+    template with every column NULL, so flattening a submission touches only the answers it has.
     Answers to sensitive questions go to `restricted_values`; their columns get the pseudonym (or,
     for a geopoint, coordinates rounded to 0.1°), or NULL when no pseudonymizer is given."""
 
@@ -115,17 +124,21 @@ class Flattener:
 
     def _compile(self, plan: TablePlan) -> _CompiledTable:
         bridges = {b.field.path: b.table for b in plan.bridges}
-        steps = tuple(
-            _Step(key=cp.field.path, field=cp.field, columns=cp.columns,
-                  convert=None if cp.field.kind is Kind.GEOPOINT else _CONVERTERS[cp.field.kind],
-                  bridge=bridges.get(cp.field.path), sensitive=cp.field.sensitive)
-            for cp in plan.columns
-        )
+        steps = []
+        for cp in plan.columns:
+            f = cp.field
+            step = _Step(key=f.path, field=f, columns=cp.columns,
+                         convert=None if f.kind is Kind.GEOPOINT else _CONVERTERS[f.kind],
+                         bridge=bridges.get(f.path), sensitive=f.sensitive,
+                         mode=_SENSITIVE if f.sensitive else _GEOPOINT if f.kind is Kind.GEOPOINT
+                         else _CHOICES if f.path in bridges else _PLAIN if f.kind in _AS_IS else _CONVERT)
+            steps.append((step.key, step.mode, step.columns[0], step.convert, step))
         level = plan.repeat.path if plan.repeat else None
         schema = self.tables.schema
         known = {f.path for f in schema.fields_in(level)} | set(plan.children)
-        return _CompiledTable(name=plan.name, repeat_path=level, steps=steps, children=plan.children,
-                              known=frozenset(known))
+        template = {col: None for cp in plan.columns for col in cp.columns}
+        return _CompiledTable(name=plan.name, repeat_path=level, steps=tuple(steps), template=template,
+                              children=plan.children, known=frozenset(known))
 
     def flatten_into(self, page: FlatPage, submission: Mapping[str, Any], synced_at: dt.datetime) -> list[str]:
         """Append the submission's rows to `page`; return what could not be stored in typed columns."""
@@ -134,6 +147,7 @@ class Flattener:
         root = self._compiled[None]
         row = system_values(submission, issues)
         row["_synced_at"] = synced_at
+        row.update(root.template)
         self._level(page, root, submission, row, sid, None, issues, is_root=True)
         row["_issues"] = "; ".join(issues)[:2000] if issues else None
         page.add(root.name, row)
@@ -142,42 +156,43 @@ class Flattener:
 
     def _level(self, page: FlatPage, table: _CompiledTable, data: Mapping[str, Any], row: dict[str, Any],
                sid: int, row_id: str | None, issues: list[str], *, is_root: bool) -> None:
-        for step in table.steps:
-            raw = data.get(step.key)
+        get = data.get
+        for key, mode, column, convert, step in table.steps:
+            raw = get(key)
             if raw is None:
-                for col in step.columns:
-                    row[col] = None
                 continue
-            if not isinstance(raw, str | int | float) or isinstance(raw, bool):
-                issues.append(f"{step.key}: expected an answer, got {type(raw).__name__}")
-                for col in step.columns:
-                    row[col] = None
-                continue
-            text = str(raw)
-            if step.sensitive:
-                self._protect(page, step, text, row, table.name, sid, row_id, issues)
-                continue
-            try:
-                if step.convert is None:
-                    values = _geopoint(text)
-                    for col, v in zip(step.columns, values, strict=True):
-                        row[col] = v
-                else:
-                    row[step.columns[0]] = step.convert(text)
-            except (ValueError, IndexError):
-                issues.append(f"{step.key}: {text[:40]!r} is not a valid {step.field.kind.value}")
-                for col in step.columns:
-                    row[col] = None
-                continue
-            if step.bridge:
-                for position, code in enumerate(text.split(), start=1):
-                    page.add(step.bridge, {"_submission_id": sid, "_parent_row_id": row_id,
-                                           "_position": position, "code": code})
-        for key in data:
-            if key not in table.known and not (is_root and key.startswith(_SYSTEM_PREFIXES)):
-                issues.append(f"{key}: not a question of this form version")
+            if type(raw) is not str:
+                if not isinstance(raw, int | float) or isinstance(raw, bool):
+                    issues.append(f"{key}: expected an answer, got {type(raw).__name__}")
+                    continue
+                raw = str(raw)
+            if mode == _PLAIN:
+                row[column] = raw
+            elif mode == _CONVERT:
+                try:
+                    row[column] = convert(raw)
+                except (ValueError, IndexError):
+                    issues.append(f"{key}: {raw[:40]!r} is not a valid {step.field.kind.value}")
+            elif mode == _CHOICES:
+                row[column] = raw
+                add = page.add
+                for position, code in enumerate(raw.split(), start=1):
+                    add(step.bridge, {"_submission_id": sid, "_parent_row_id": row_id, "_position": position,
+                                      "code": code})
+            elif mode == _GEOPOINT:
+                try:
+                    row.update(zip(step.columns, _geopoint(raw), strict=True))
+                except (ValueError, IndexError):
+                    issues.append(f"{key}: {raw[:40]!r} is not a valid {step.field.kind.value}")
+            else:
+                self._protect(page, step, raw, row, table.name, sid, row_id, issues)
+        unknown = data.keys() - table.known
+        if unknown:
+            for key in data:  # in the submission's order
+                if key in unknown and not (is_root and key.startswith(_SYSTEM_PREFIXES)):
+                    issues.append(f"{key}: not a question of this form version")
         for child_path in table.children:
-            items = data.get(child_path)
+            items = get(child_path)
             if items is None:
                 continue
             if not isinstance(items, list):
@@ -190,10 +205,9 @@ class Flattener:
                     continue
                 child_id = f"{row_id}.{position}" if row_id else str(position)
                 child_row: dict[str, Any] = {"_submission_id": sid, "_row_id": child_id,
-                                             "_parent_row_id": row_id, "_position": position}
+                                             "_parent_row_id": row_id, "_position": position, **child.template}
                 self._level(page, child, item, child_row, sid, child_id, issues, is_root=False)
                 page.add(child.name, child_row)
-
 
     def _protect(self, page: FlatPage, step: _Step, text: str, row: dict[str, Any], table: str, sid: int,
                  row_id: str | None, issues: list[str]) -> None:

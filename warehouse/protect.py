@@ -11,7 +11,6 @@ raw JSON in `submissions_raw`), which on PostgreSQL live in the schema `restrict
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import unicodedata
@@ -34,13 +33,15 @@ class Pseudonymizer:
             raise ConfigError(f"{KEY_ENV} is too short: use at least {MIN_KEY_LENGTH} characters of a random "
                               "secret (e.g. the output of: openssl rand -hex 32)")
         self._key = key.encode("utf-8")
+        self._hmac = hmac.new(self._key, digestmod="sha256")  # keyed once; each pseudonym copies it
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymizer(<key hidden>)"
 
     def pseudonym(self, value: str) -> str:
-        digest = hmac.new(self._key, normalize(value).encode("utf-8"), hashlib.sha256).hexdigest()
-        return f"p_{digest[:20]}"
+        mac = self._hmac.copy()  # HMAC-SHA256(key, value): the same pseudonyms as ever, without re-keying
+        mac.update(normalize(value).encode("utf-8"))
+        return f"p_{mac.hexdigest()[:20]}"
 
 
 def pseudonymizer_from_env() -> Pseudonymizer | None:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from amina.errors import AminaError, AssetBusy, WarehouseError
 from forms.schema import Field, FormSchema, Kind
 from warehouse import bookkeeping as bk
+from warehouse.bulk import BulkInserts
 from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.naming import identifier, short_hash
 from warehouse.protect import Pseudonymizer, missing_key_error
@@ -85,6 +86,7 @@ class Warehouse:
             engine = engine.execution_options(
                 schema_translate_map={bk.RESTRICTED_SCHEMA: None, bk.ANALYST_SCHEMA: None})
         self.engine = engine
+        self._bulk = BulkInserts(engine.dialect, schemas=self.has_schemas)
         self._guard(self._create_bookkeeping, "create the bookkeeping tables")
 
     @property
@@ -382,17 +384,18 @@ class Warehouse:
             for table in form.tables.all_tables():
                 rows = page.rows.get(table.name)
                 if rows:
-                    conn.execute(table.insert(), rows)
+                    self._bulk(conn, table, rows)
             secret_rows = page.rows.get(RESTRICTED)
             if secret_rows:
-                conn.execute(bk.restricted_values.insert(),
-                             [{**r, "asset_uid": form.asset_uid} for r in secret_rows])
+                for r in secret_rows:
+                    r["asset_uid"] = form.asset_uid
+                self._bulk(conn, bk.restricted_values, secret_rows)
             if changed:
-                conn.execute(raw.insert(), [
+                self._bulk(conn, raw, [
                     {"asset_uid": form.asset_uid, "submission_id": int(s["_id"]), "uuid": str(s.get("_uuid", "")),
                      "digest": encoded[int(s["_id"])][1], "json": encoded[int(s["_id"])][0].decode(),
                      "fetched_at": now} for s in changed])
-                conn.execute(bk.submission_history.insert(), history)
+                self._bulk(conn, bk.submission_history, history)
                 attachment_rows = _attachment_rows(form.asset_uid, changed)
                 if attachment_rows:
                     conn.execute(bk.attachments.insert(), _unique(attachment_rows, ("uid",)))

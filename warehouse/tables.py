@@ -163,8 +163,7 @@ class FormTables:
         table = sa.Table(plan.name, self.metadata, *system, *answer_columns, quote=True)
         if plan.repeat is None:
             sa.Index(f"ix_{plan.name}_instance"[:63], table.c._instance_id)
-        else:
-            sa.Index(f"ix_{plan.name}"[:63], table.c._submission_id)
+        # a repeat's rows are found by submission through the primary key (_submission_id leads it)
         return table
 
     def _bridge_table(self, bridge: BridgePlan) -> sa.Table:

@@ -12,15 +12,13 @@ what it read under the lock after letting the lock go.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import hashlib
 import random
 import threading
 import uuid as uuidlib
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -29,6 +27,7 @@ from typing import Any
 import orjson
 
 from amina.errors import FormBuildError
+from amina.gcpause import gc_paused
 from forms.content import TRANSLATABLE
 from forms.schema import FormSchema, Kind
 from sync.fake.query import Candidates, Query, sort_documents
@@ -78,19 +77,6 @@ def kobo_time(t: dt.datetime) -> str:
     if t.tzinfo is not None:
         t = t.astimezone(dt.UTC).replace(tzinfo=None)
     return t.replace(microsecond=0).isoformat()
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Bulk loads make millions of small objects that are never garbage: the collector's passes over them
-    would cost a third of the load time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # -- records --------------------------------------------------------------------------------------------------
@@ -171,7 +157,7 @@ class Asset:
 
     def by_time(self) -> list[tuple[str, int]]:
         if self.time_keys is None:
-            with _gc_paused():
+            with gc_paused():
                 self.time_keys = sorted((d["_submission_time"], i) for i, d in self.submissions.items())
         return self.time_keys
 
@@ -533,7 +519,7 @@ class KoboStore:
     def add_submissions(self, uid: str, items: Iterable[Any]) -> list[int]:
         """Bulk `add_submission`; each item is a mapping of answers, or an object with `answers` and optionally
         `submission_time`, `submitted_by`, `attachments`, `version_uid`. Returns the new `_id`s."""
-        with self.lock, _gc_paused():
+        with self.lock, gc_paused():
             asset = self._accepting(uid)
             ids = []
             try:
@@ -687,7 +673,7 @@ class KoboStore:
         orders filter and sort in full."""
         query = query if isinstance(query, Query) else Query(query)
         order = list(sort or [("_id", 1)])
-        with self.lock, _gc_paused():  # no collector passes over the documents while sorting
+        with self.lock, gc_paused():  # no collector passes over the documents while sorting
             asset = self.require_deployment(uid)
             fields, keys = self._index_for(asset, order)
             if keys is None:
