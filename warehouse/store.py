@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from amina.errors import AminaError, AssetBusy, WarehouseError
+from amina.gcpause import gc_paused
 from forms.schema import Field, FormSchema, Kind
 from warehouse import bookkeeping as bk
 from warehouse.bulk import BulkInserts
@@ -328,8 +329,9 @@ class Warehouse:
     def load_page(self, form: RegisteredForm, submissions: Sequence[Mapping[str, Any]],
                   watermark: Watermark | None, *, run_id: int | None = None) -> PageResult:
         """Upsert one page of submissions (and move the watermark, if given), in one transaction."""
-        return self._guard(lambda: self._load(form, submissions, watermark, run_id),
-                           f"store a page of submissions of form {form.asset_uid}")
+        with gc_paused():  # a page makes ~100k rows and values that are not garbage; see amina.gcpause
+            return self._guard(lambda: self._load(form, submissions, watermark, run_id),
+                               f"store a page of submissions of form {form.asset_uid}")
 
     def _load(self, form: RegisteredForm, submissions: Sequence[Mapping[str, Any]],
               watermark: Watermark | None, run_id: int | None) -> PageResult:
@@ -399,21 +401,33 @@ class Warehouse:
                 attachment_rows = _attachment_rows(form.asset_uid, changed)
                 if attachment_rows:
                     conn.execute(bk.attachments.insert(), _unique(attachment_rows, ("uid",)))
-                self._flag_duplicates(conn, root, [int(s["_id"]) for s in changed])
+                self._flag_duplicates(conn, root, changed)
             if watermark is not None:
                 self._set_watermark(conn, form.asset_uid, watermark, now)
         return result
 
-    def _flag_duplicates(self, conn: sa.Connection, root: sa.Table, ids: list[int]) -> None:
-        """A submission whose meta/instanceID an earlier one already has is a double upload."""
-        earlier = root.alias("earlier")
-        first = (sa.select(sa.func.min(earlier.c._id))
-                 .where(earlier.c._instance_id == root.c._instance_id, earlier.c._id < root.c._id,
-                        earlier.c._deleted_at.is_(None))
-                 .scalar_subquery())
-        for chunk in _chunks(ids, 900):
-            conn.execute(root.update().where(root.c._id.in_(chunk), root.c._instance_id.is_not(None))
-                         .values(_duplicate_of=first))
+    def _flag_duplicates(self, conn: sa.Connection, root: sa.Table, changed: Sequence[Mapping[str, Any]]) -> None:
+        """A submission whose meta/instanceID an earlier one (lower _id, not deleted) already has is a double
+        upload: its `_duplicate_of` is that earlier _id. One indexed lookup of the page's instance ids; only
+        the duplicates found are updated."""
+        wanted = {str(s["meta/instanceID"]): None for s in changed if s.get("meta/instanceID")}
+        if not wanted:
+            return
+        stored: dict[str, list[int]] = {}
+        for chunk in _chunks(list(wanted), 900):
+            for instance_id, sid in conn.execute(sa.select(root.c._instance_id, root.c._id).where(
+                    root.c._instance_id.in_(chunk), root.c._deleted_at.is_(None))):
+                stored.setdefault(instance_id, []).append(int(sid))
+        updates = []
+        for s in changed:
+            ids = stored.get(str(s.get("meta/instanceID")))
+            sid = int(s["_id"])
+            first = min((i for i in ids if i < sid), default=None) if ids else None
+            if first is not None:
+                updates.append({"sid": sid, "first": first})
+        if updates:
+            conn.execute(root.update().where(root.c._id == sa.bindparam("sid"))
+                         .values(_duplicate_of=sa.bindparam("first")), updates)
 
     def mark_deleted(self, form: RegisteredForm, ids: Sequence[int], *, run_id: int | None = None) -> int:
         """Mark submissions that KoBo no longer has; their rows stay, with `_deleted_at` set."""
