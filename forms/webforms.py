@@ -18,6 +18,7 @@ import queue
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -109,8 +110,10 @@ class EngineSession:
         reason = unavailable_reason()
         if reason:
             raise EngineUnavailable(f"cannot run @getodk/xforms-engine: {reason}")
+        # stderr to a file, not a pipe: a long session's warnings must never fill a pipe nobody reads
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self._proc = subprocess.Popen(["node", str(DRIVER), "--lines"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True, encoding="utf-8",
                                       cwd=ENGINE_DIR, bufsize=1)
         self._answers: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
@@ -134,16 +137,23 @@ class EngineSession:
                 self._proc.stdin.flush()
                 line = self._answers.get(timeout=timeout)
             except (BrokenPipeError, queue.Empty) as exc:
-                self.close()
+                self._close_process()
                 why = "did not answer in time" if isinstance(exc, queue.Empty) else "stopped"
                 raise FormBuildError(f"@getodk/xforms-engine {why} ({timeout:.0f} s allowed)") from exc
             if not line:
-                self.close()
-                tail = (self._proc.stderr.read() if self._proc.stderr else "").strip().splitlines()[-5:]
-                raise FormBuildError("@getodk/xforms-engine failed: " + (" / ".join(tail) or "no answer"))
+                self._close_process()
+                self._stderr.seek(0)
+                lines = [ln.strip() for ln in self._stderr.read().splitlines() if ln.strip()]
+                errors = [ln for ln in lines if re.match(r"\w*Error\b", ln)]
+                raise FormBuildError("@getodk/xforms-engine failed: " + (" / ".join(errors or lines[-3:]) or
+                                                                          "it stopped without a word"))
             return line
 
     def close(self) -> None:
+        self._close_process()
+        self._stderr.close()
+
+    def _close_process(self) -> None:
         if self._proc.poll() is None:
             if self._proc.stdin:
                 self._proc.stdin.close()

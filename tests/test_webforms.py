@@ -202,3 +202,12 @@ def test_engine_missing_is_a_clear_error_or_a_visible_skip(compiled, monkeypatch
     assert "npm ci" in (engine_check([form], engine=None) or "")
     with pytest.raises(webforms.EngineUnavailable, match="npm ci"):
         engine_check([form], engine=True)
+
+
+def test_a_failing_engine_process_is_a_clear_error_and_the_next_call_starts_afresh(compiled):
+    session = webforms.EngineSession()
+    with pytest.raises(FormBuildError, match=r"xforms-engine failed: SyntaxError"):
+        session.request("{not json", timeout=60)
+    session.close()
+    run = webforms.fill(compiled["awareness_session"].xform, [answer("/data/attendees/total", "4")], serialize=False)
+    assert run.node("/data/attendees/total").value == "4"
