@@ -19,6 +19,16 @@ from amina.errors import FormBuildError
 from forms.content import language_code
 
 SENSITIVE_COLUMN = "amina::sensitive"
+# XLSForm metadata: the device fills these when a form is opened or saved, the enumerator never does
+METADATA_TYPES = frozenset({"start", "end", "today", "deviceid", "username", "phonenumber", "simserial",
+                            "subscriberid", "email", "audit"})
+# keys of a KoBo submission that are KoBo's or the form's bookkeeping, not answers to its questions
+SYSTEM_PREFIXES = ("_", "formhub/", "meta/", "__version__")
+
+
+def is_answer_key(key: str) -> bool:
+    """Is this key of a submission's JSON an answer (or a repeat) of the form, not KoBo's bookkeeping?"""
+    return not key.startswith(SYSTEM_PREFIXES)
 
 
 class Kind(enum.StrEnum):
@@ -138,6 +148,10 @@ class Field:
     @property
     def stores_data(self) -> bool:
         return self.kind is not Kind.NONE
+
+    @property
+    def is_metadata(self) -> bool:
+        return self.type in METADATA_TYPES
 
     def relative_path(self) -> str:
         """The path below the field's repeat: 'participants/p/name' in repeat 'participants' → 'p/name'."""

@@ -27,14 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from amina.errors import FormBuildError
+from forms.schema import FormSchema, is_answer_key
 
 ENGINE_DIR = Path(__file__).parent / "engine"
 DRIVER = ENGINE_DIR / "driver.mjs"
 ROOT = "/data"  # pyxform's root element (compile_xform passes form_name="data")
 _INDEX = re.compile(r"\[\d+\]")
-# answers the engine computes itself when a form is opened or saved: not the enumerator's
-PRELOADS = frozenset({"start", "end", "today", "deviceid", "username", "phonenumber", "simserial", "subscriberid",
-                      "email", "audit"})
 
 
 class EngineUnavailable(FormBuildError):
@@ -214,8 +212,8 @@ def instance_xml(form_id: str, version: str | None, answers: Mapping[str, Any]) 
 
     def put(parent: ET.Element, prefix: str, mapping: Mapping[str, Any]) -> None:
         for key, value in mapping.items():
-            if key.startswith("_") or key in ("formhub/uuid", "__version__"):
-                continue  # KoBo's own fields, not the form's
+            if not is_answer_key(key):
+                continue
             *groups, name = key[len(prefix):].split("/")
             element = parent
             for g in groups:
@@ -233,7 +231,7 @@ def instance_xml(form_id: str, version: str | None, answers: Mapping[str, Any]) 
 def _answered(answers: Mapping[str, Any], prefix: str = "", at: str = ROOT) -> Iterable[tuple[str, str]]:
     """(engine reference, value) of every answer in KoBo's JSON, repeats indexed from 1."""
     for key, value in answers.items():
-        if key.startswith("_") or key in ("formhub/uuid", "__version__") or key.startswith("meta/"):
+        if not is_answer_key(key):
             continue
         ref = f"{at}/{key[len(prefix):]}"
         if isinstance(value, list):
@@ -263,12 +261,14 @@ class RestoreFinding:
         return f"submission {self.submission}, {self.ref}: {self.problem}"
 
 
-def restore_findings(form_id: str, version: str | None, xform: str,
-                     submissions: Sequence[Mapping[str, Any]]) -> list[RestoreFinding]:
-    """Restore each submission (KoBo JSON answers) in the engine and say what the form would not have produced:
-    an answer to a question that is not relevant or not in the form, a constraint or `required` the engine
-    finds violated, a calculation whose stored result differs from the engine's."""
-    jobs = [{"kind": "restore", "form": "form", "instance": instance_xml(form_id, version, s)} for s in submissions]
+def restore_findings(schema: FormSchema, xform: str, submissions: Sequence[Mapping[str, Any]]) -> list[RestoreFinding]:
+    """Restore each submission (KoBo JSON answers) of the form `schema` describes and `xform` compiles in the
+    engine, and say what the form would not have produced: an answer to a question that is not relevant or not in
+    the form, a constraint or `required` the engine finds violated, a calculation whose stored result differs
+    from the engine's (metadata such as `start` is the device's, not a calculation)."""
+    metadata = {f.path for f in schema.fields if f.is_metadata}
+    jobs = [{"kind": "restore", "form": "form", "instance": instance_xml(schema.form_id, schema.version, s)}
+            for s in submissions]
     findings: list[RestoreFinding] = []
     for index, (run, answers) in enumerate(zip(run_jobs({"form": xform}, jobs), submissions, strict=True)):
         if run.error or run.status == "failure":
@@ -281,13 +281,13 @@ def restore_findings(form_id: str, version: str | None, xform: str,
                 findings.append(RestoreFinding(index, ref, f"answered ({value!r}) but the form has no such question"))
             elif not node.relevant and value != "":
                 findings.append(RestoreFinding(index, ref, f"answered ({value!r}) but not relevant"))
-            elif node.type == "model-value" and node.path not in PRELOADS and not _same(node.value, value):
+            elif node.type == "model-value" and node.path not in metadata and not _same(node.value, value):
                 findings.append(RestoreFinding(index, ref, f"stored calculation {value!r}, the form computes "
                                                            f"{node.value!r}"))
         for node in run.violations:
-            if node.relevant:
-                message = next(iter(node.violation.messages.values()), None) if node.violation else None
-                findings.append(RestoreFinding(index, node.ref, f"{node.violation.condition if node.violation else '?'}"
-                                                                f" violated (value {node.value!r}"
+            violation = node.violation
+            if node.relevant and violation is not None:
+                message = next(iter(violation.messages.values()), None)
+                findings.append(RestoreFinding(index, node.ref, f"{violation.condition} violated (value {node.value!r}"
                                                                 f"{'; ' + message if message else ''})"))
     return findings

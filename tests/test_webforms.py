@@ -153,32 +153,35 @@ def test_generated_submissions_are_ones_the_form_could_have_produced(compiled, n
     form = compiled[name]
     schema = FormSchema.from_content(to_content(form.source))
     sample = [g.answers for g in generate(schema, SAMPLE[name], seed=20261123, start_date=dt.date(2026, 1, 1))]
-    findings = webforms.restore_findings(schema.form_id, schema.version, form.xform, sample)
+    findings = webforms.restore_findings(schema, form.xform, sample)
     assert findings == [], "\n".join(map(str, findings[:20]))
 
 
 def test_restore_check_finds_what_a_form_could_not_have_produced(compiled):
     """The check above can fail: doctored submissions are caught."""
+    def schema_of(name: str) -> FormSchema:
+        return FormSchema.from_content(to_content(compiled[name].source))
+
     screening = compiled["vot_screening"]
     no_consent_with_name = {"screener": "iom_erbil", "consent": "no", "profile/full_name": "Amina"}
     unknown_question = {"screener": "iom_erbil", "consent": "no", "shoe_size": "42"}
-    findings = webforms.restore_findings("vot_screening", None, screening.xform, [no_consent_with_name,
-                                                                                 unknown_question])
+    findings = webforms.restore_findings(schema_of("vot_screening"), screening.xform,
+                                         [no_consent_with_name, unknown_question])
     problems = {(f.submission, f.ref): f.problem for f in findings}
     assert "not relevant" in problems[(0, "/data/profile/full_name")]
     assert "no such question" in problems[(1, "/data/shoe_size")]
 
     awareness = compiled["awareness_session"]
-    schema = FormSchema.from_content(to_content(awareness.source))
+    schema = schema_of("awareness_session")
     [good] = [g.answers for g in generate(schema, 1, seed=3, start_date=dt.date(2026, 1, 1))]
     bad = {**good, "attendees/men": str(int(good["attendees/men"]) + 1)}
-    findings = webforms.restore_findings("awareness_session", schema.version, awareness.xform, [good, bad])
+    findings = webforms.restore_findings(schema, awareness.xform, [good, bad])
     assert [(f.submission, f.ref) for f in findings] == [(1, "/data/attendees/men")]
     assert "constraint violated" in findings[0].problem and "add up to the total" in findings[0].problem
 
     assistance = compiled["assistance_referral"]
     miscounted = {"case_code": "ERB-0001", "governorate": "erbil", "date_opened": "2026-01-01", "items_count": "5"}
-    findings = webforms.restore_findings("assistance_referral", None, assistance.xform, [miscounted])
+    findings = webforms.restore_findings(schema_of("assistance_referral"), assistance.xform, [miscounted])
     assert any(f.ref == "/data/items_count" and "the form computes '0'" in f.problem for f in findings)
 
 

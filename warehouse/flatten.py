@@ -13,12 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from forms.schema import Field, Kind
+from forms.schema import SYSTEM_PREFIXES, Field, Kind
 from warehouse.protect import COARSE_DIGITS, Pseudonymizer
 from warehouse.tables import FormTables, TablePlan
 
 Converter = Callable[[str], Any]
-_SYSTEM_PREFIXES = ("_", "formhub/", "meta/", "__version__")
 
 
 class BadValue(ValueError):
@@ -95,14 +94,11 @@ class _Step:
     columns: tuple[str, ...]
     convert: Converter | None  # None for a geopoint
     bridge: str | None
-    sensitive: bool
-    mode: int
 
 
 @dataclass(frozen=True, slots=True)
 class _CompiledTable:
     name: str
-    repeat_path: str | None
     steps: tuple[tuple[str, int, str, Any, _Step], ...]  # (key, mode, first column, converter, step)
     template: dict[str, None]  # every answer column, NULL: a row starts as a copy of it
     children: tuple[str, ...]
@@ -128,16 +124,15 @@ class Flattener:
         for cp in plan.columns:
             f = cp.field
             step = _Step(key=f.path, field=f, columns=cp.columns,
-                         convert=None if f.kind is Kind.GEOPOINT else _CONVERTERS[f.kind],
-                         bridge=bridges.get(f.path), sensitive=f.sensitive,
-                         mode=_SENSITIVE if f.sensitive else _GEOPOINT if f.kind is Kind.GEOPOINT
-                         else _CHOICES if f.path in bridges else _PLAIN if f.kind in _AS_IS else _CONVERT)
-            steps.append((step.key, step.mode, step.columns[0], step.convert, step))
+                         convert=None if f.kind is Kind.GEOPOINT else _CONVERTERS[f.kind], bridge=bridges.get(f.path))
+            mode = (_SENSITIVE if f.sensitive else _GEOPOINT if f.kind is Kind.GEOPOINT
+                    else _CHOICES if step.bridge else _PLAIN if f.kind in _AS_IS else _CONVERT)
+            steps.append((step.key, mode, step.columns[0], step.convert, step))
         level = plan.repeat.path if plan.repeat else None
         schema = self.tables.schema
         known = {f.path for f in schema.fields_in(level)} | set(plan.children)
         template = {col: None for cp in plan.columns for col in cp.columns}
-        return _CompiledTable(name=plan.name, repeat_path=level, steps=tuple(steps), template=template,
+        return _CompiledTable(name=plan.name, steps=tuple(steps), template=template,
                               children=plan.children, known=frozenset(known))
 
     def flatten_into(self, page: FlatPage, submission: Mapping[str, Any], synced_at: dt.datetime) -> list[str]:
@@ -189,7 +184,7 @@ class Flattener:
         unknown = data.keys() - table.known
         if unknown:
             for key in data:  # in the submission's order
-                if key in unknown and not (is_root and key.startswith(_SYSTEM_PREFIXES)):
+                if key in unknown and not (is_root and key.startswith(SYSTEM_PREFIXES)):
                     issues.append(f"{key}: not a question of this form version")
         for child_path in table.children:
             items = get(child_path)
