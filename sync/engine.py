@@ -18,7 +18,6 @@ was missed. Only the changed submissions are then fetched in full (`query={"_id"
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -201,7 +200,9 @@ def sync_asset(
     started = time.monotonic()
     requests_before = client.requests_made
     report.run_id = warehouse.start_run(asset_uid, client.server_url)
-    stack = contextlib.ExitStack()
+    # the next page is requested as soon as this one's last row is known, and downloads while this one is
+    # stored (the watermark still moves only with what is stored); no request outlives the run
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{asset_uid}")
     try:
         prepared = prepare_form(client, warehouse, asset_uid, sensitive=sensitive)
         report.name = str(prepared.asset.get("name") or asset_uid)
@@ -213,10 +214,6 @@ def sync_asset(
         def fetch(after: Watermark | None) -> Page:
             return client.data_page(asset_uid, query=_query_after(base, after), sort=ORDER, limit=page_size)
 
-        # the next page is requested as soon as this one's last row is known, and downloads while this one
-        # is stored (the watermark still moves only with what is stored)
-        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{asset_uid}")
-        stack.callback(ahead.shutdown, wait=False, cancel_futures=True)
         pending = ahead.submit(fetch, None)
         while True:
             page = pending.result()
@@ -258,7 +255,7 @@ def sync_asset(
         report.status, report.error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
         raise
     finally:
-        stack.close()
+        ahead.shutdown(wait=True, cancel_futures=True)
         report.seconds = time.monotonic() - started
         report.requests = client.requests_made - requests_before
         warehouse.finish_run(report.run_id, status=report.status, error=report.error, **report.counts())

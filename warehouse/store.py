@@ -410,19 +410,16 @@ class Warehouse:
         """A submission whose meta/instanceID an earlier one (lower _id, not deleted) already has is a double
         upload: its `_duplicate_of` is that earlier _id. One indexed lookup of the page's instance ids; only
         the duplicates found are updated."""
-        wanted = {str(s["meta/instanceID"]): None for s in changed if s.get("meta/instanceID")}
-        if not wanted:
-            return
+        wanted = sorted({str(s["meta/instanceID"]) for s in changed if s.get("meta/instanceID")})
         stored: dict[str, list[int]] = {}
-        for chunk in _chunks(list(wanted), 900):
+        for chunk in _chunks(wanted, 900):
             for instance_id, sid in conn.execute(sa.select(root.c._instance_id, root.c._id).where(
                     root.c._instance_id.in_(chunk), root.c._deleted_at.is_(None))):
                 stored.setdefault(instance_id, []).append(int(sid))
         updates = []
         for s in changed:
-            ids = stored.get(str(s.get("meta/instanceID")))
             sid = int(s["_id"])
-            first = min((i for i in ids if i < sid), default=None) if ids else None
+            first = min((i for i in stored.get(str(s.get("meta/instanceID")), ()) if i < sid), default=None)
             if first is not None:
                 updates.append({"sid": sid, "first": first})
         if updates:
