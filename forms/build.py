@@ -94,16 +94,18 @@ def _expression_row(source: XLSFormSource, reason: str) -> str | None:
     it names."""
     unknown = _UNKNOWN_FUNCTION.search(reason)
     quoted = _FAILED_EXPRESSION.search(reason)
-    if unknown:
-        wanted, compare = f"{unknown.group(1)}(", lambda e: wanted in e.replace(" ", "")
-    elif quoted:
-        wanted = re.sub(r"/data(?:/\w+)*/(\w+)", r"${\1}", quoted.group(1)).replace(" ", "")
-        compare = lambda e: e.replace(" ", "") == wanted  # noqa: E731
-    else:
+    if not unknown and not quoted:
         return None
+    function = f"{unknown.group(1)}(" if unknown else None
+    expression = re.sub(r"/data(?:/\w+)*/(\w+)", r"${\1}", quoted.group(1)).replace(" ", "") if quoted else None
+
+    def matches(text: str) -> bool:
+        text = text.replace(" ", "")
+        return function in text if function else text == expression
+
     for r in source.sheets["survey"].rows:
-        for column, expression in r.cells.items():
-            if column.split("::")[0] in _EXPRESSION_COLUMNS and compare(expression):
+        for column, text in r.cells.items():
+            if column.split("::")[0] in _EXPRESSION_COLUMNS and matches(text):
                 return f"{reason} (question '{r.cells.get('name')}', {column}, {source.where('survey', r.row)})"
     return None
 
@@ -185,7 +187,7 @@ def build_forms(paths: list[Path], out_dir: Path, *, validate: bool = True, lint
         xlsx_path.write_bytes(form.xlsx)
         xform_path.write_text(form.xform, encoding="utf-8")
         built.append(BuiltForm(name=form.name, source=path, xlsx=xlsx_path, xform=xform_path, warnings=form.warnings,
-                               version=form.source.sheets["settings"].rows[0].cells["version"]))
+                               version=form.source.version or ""))
     return built, skipped
 
 

@@ -60,6 +60,14 @@ class XLSFormSource:
         return f"{name} ({sheet} row {row})"
 
     @property
+    def version(self) -> str | None:
+        """settings.version, if the form has one."""
+        settings = self.sheets.get("settings")
+        if not settings or not settings.rows:
+            return None
+        return settings.rows[0].cells.get("version", "").strip() or None
+
+    @property
     def stem(self) -> str:
         return self.path.stem if self.path else "form"
 
@@ -136,9 +144,9 @@ def stamp_version(source: XLSFormSource, *, today: dt.date | None = None) -> XLS
     version (which ODK Collect and KoBo need to see an update), an unchanged one built the same day
     keeps it, and a later build sorts after an earlier one.
     """
-    settings = source.sheets.get("settings")
-    if settings and settings.rows and settings.rows[0].cells.get("version", "").strip():
+    if source.version:
         return source
+    settings = source.sheets.get("settings")
     day = today or dt.datetime.now(dt.UTC).date()
     version = f"{day:%Y%m%d}.{content_digest(source)[:8]}"
     sheets = dict(source.sheets)
