@@ -43,20 +43,27 @@ class DemoForm:
     submissions: int
 
 
+def publish_source(client: KoboClient, path: Path, *, validate: bool = False,
+                   poll_seconds: float = 0.2) -> tuple[str, FormSchema]:
+    """Build a shipped form source (pyxform; ODK Validate too with `validate`) and publish it through the imports
+    and deployment API: its asset uid and its schema."""
+    form = compile_source(path, validate=validate, lint=False)  # a form pyxform rejects never reaches KoBo
+    published = publish_xlsform(client, form.xlsx, f"{path.stem}.xlsx", poll_seconds=poll_seconds)
+    return published.asset_uid, FormSchema.from_content(to_content(form.source))
+
+
 def publish_and_fill(server: FakeKobo, total: int, seed: int, *, validate: bool = False) -> list[DemoForm]:
     """Build every shipped form, publish it to `server` through the API and generate submissions."""
     client = KoboClient(server.base_url, server.token, token_source="the demo token")
     forms: list[DemoForm] = []
     paths = source_paths()
     for index, path in enumerate(paths):
-        form = compile_source(path, validate=validate, lint=False)  # a form pyxform rejects never reaches KoBo
-        published = publish_xlsform(client, form.xlsx, f"{path.stem}.xlsx")
-        schema = FormSchema.from_content(to_content(form.source))
+        asset_uid, schema = publish_source(client, path, validate=validate)
         share = DEMO_SHARE.get(path.stem, 1 / len(paths))
         n = max(1, round(total * share)) if total else 0
         items = generate(schema, n, seed=seed + index) if n else iter(())
-        server.store.add_submissions(published.asset_uid, items)
-        forms.append(DemoForm(path.stem, published.asset_uid, schema, n))
+        server.store.add_submissions(asset_uid, items)
+        forms.append(DemoForm(path.stem, asset_uid, schema, n))
     client.close()
     return forms
 

@@ -9,14 +9,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from forms.build import compile_source
-from forms.content import to_content
-from forms.schema import FormSchema
+from amina.demo import publish_source
 from forms.source import source_paths
 from sync.client import KoboClient
 from sync.fake.generator import generate
 from sync.fake.server import FakeKobo
-from sync.publish import publish_xlsform
 
 SCREENING, ATTENDANCE = "vot_screening", "training_attendance"
 FORMS = (SCREENING, ATTENDANCE)
@@ -58,15 +55,13 @@ def publish_and_fill(server: FakeKobo, n: int, seed: int) -> Workload:
     try:
         for index, name in enumerate(FORMS):
             started = time.perf_counter()
-            form = compile_source(paths[name], validate=False, lint=False)
-            published = publish_xlsform(client, form.xlsx, f"{name}.xlsx", poll_seconds=0.01)
-            schema = FormSchema.from_content(to_content(form.source))
+            asset_uid, schema = publish_source(client, paths[name], poll_seconds=0.01)
             timings[f"publish {name}"] = time.perf_counter() - started
             started = time.perf_counter()
             server.store.add_submissions(
-                published.asset_uid, generate(schema, counts[name], seed=seed + index, start_date=START_DATE))
+                asset_uid, generate(schema, counts[name], seed=seed + index, start_date=START_DATE))
             timings[f"generate {name}"] = time.perf_counter() - started
-            assets[name] = published.asset_uid
+            assets[name] = asset_uid
     finally:
         client.close()
     # The server shares this process with nothing but the harness; its data never changes from here on.
