@@ -25,8 +25,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from amina.config import AssetConfig, Config, load_config
-from amina.errors import AminaError
-from sync.jobs import STOP
+from amina.jobs import STOP
+from common.errors import AminaError
 
 log = logging.getLogger("amina.scheduler")
 JOBS_TABLE = "apscheduler_jobs"
@@ -41,7 +41,7 @@ def _trigger(asset: AssetConfig) -> CronTrigger | IntervalTrigger:
 
 def run_job(config_path: str, job_id: str) -> str:
     """One scheduled run. Reads the config afresh, so edited sync options apply from the next run."""
-    from sync.jobs import run_asset_config
+    from amina.jobs import run_asset_config
     from warehouse.protect import pseudonymizer_from_env
     from warehouse.store import Warehouse
 

@@ -13,18 +13,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from amina.errors import AminaError, ConfigError
+from amina.show import err, out, print_counts, print_reports, progress_bar, track
+from common.errors import AminaError, ConfigError
 from warehouse.protect import pseudonymizer_from_env
 
 app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse.", no_args_is_help=True,
@@ -32,8 +24,6 @@ app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse."
 forms_app = typer.Typer(help="Build the programme's XLSForms.", no_args_is_help=True)
 app.add_typer(forms_app, name="forms")
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 _state = {"debug": False}
 
 
@@ -46,7 +36,7 @@ CONFIG_HELP = "Config file (default: $AMINA_CONFIG or ./amina.toml)."
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step."),
           log_format: str = typer.Option("text", "--log-format", help="text, or json for log shippers.")) -> None:
-    from amina.logs import configure
+    from common.logs import configure
 
     if log_format not in ("text", "json"):
         raise ConfigError(f"--log-format: '{log_format}' must be text or json")
@@ -119,22 +109,8 @@ def forms_publish(
 
 # -- sync ---------------------------------------------------------------------------------------
 
-def _progress() -> Progress:
-    """On a terminal: submissions fetched of the API's count, rate and ETA. Elsewhere, log lines."""
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                    console=err, transient=True, disable=not err.is_terminal)
 
 
-def track(bar: Progress, label: str):  # type: ignore[no-untyped-def]
-    """A progress task for one sync, and the callback the engine calls after each page."""
-    task = bar.add_task(label, total=None, rate="")
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-        speed = next((t.speed for t in bar.tasks if t.id == task), None)
-        bar.update(task, rate=f"{speed:,.0f} submissions/s" if speed else "")
-    return update
 
 
 @app.command()
@@ -180,12 +156,12 @@ def sync(
 def run_config(cfg) -> int:  # type: ignore[no-untyped-def]
     """Sync every asset of the config in turn; one failing asset does not stop the others.
     Returns how many failed."""
-    from sync.jobs import run_asset_config
+    from amina.jobs import run_asset_config
     from warehouse.store import Warehouse
 
     warehouse = Warehouse(cfg.warehouse_url, pseudonymizer=pseudonymizer_from_env())
     reports, failures = [], 0
-    with _progress() as bar:
+    with progress_bar() as bar:
         def progress(uid: str):  # type: ignore[no-untyped-def]
             return track(bar, f"sync {uid}")
 
@@ -202,15 +178,6 @@ def run_config(cfg) -> int:  # type: ignore[no-untyped-def]
     return failures
 
 
-def print_reports(reports) -> None:  # type: ignore[no-untyped-def]
-    table = Table(title="sync runs", title_justify="left")
-    for col in ("form", "table", "fetched", "new", "updated", "unchanged", "deleted", "bad values", "requests",
-                "seconds"):
-        table.add_column(col, justify="right" if col not in ("form", "table") else "left")
-    for r in reports:
-        table.add_row(r.name, r.table, str(r.fetched), str(r.inserted), str(r.updated), str(r.unchanged),
-                      str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}")
-    out.print(table)
 
 
 @app.command()
@@ -222,14 +189,6 @@ def tables(db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite 
     print_counts(Warehouse(db).row_counts())
 
 
-def print_counts(counts: list[tuple[str, str, int]]) -> None:
-    table = Table(title="warehouse tables", title_justify="left")
-    table.add_column("asset")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for uid, name, rows in counts:
-        table.add_row(uid, name, f"{rows:,}")
-    out.print(table)
 
 
 @app.command("dictionary")
@@ -425,7 +384,7 @@ def demo(
     """The whole path offline: fake KoBo → publish the four forms → submissions → sync → SQLite."""
     from amina.demo import run_demo
 
-    run_demo(submissions=submissions, db=db, seed=seed, console=out, progress=_progress)
+    run_demo(submissions=submissions, db=db, seed=seed, console=out, progress=progress_bar)
 
 
 @app.command("fake-server")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amina.errors import ConfigError
-from amina.logs import register_secret
+from common.errors import ConfigError
+from common.logs import register_secret
 
 DEFAULT_PATH = Path("amina.toml")
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")

@@ -20,14 +20,14 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import Progress
 
-from amina.errors import ConfigError
+from common.errors import ConfigError
+from fakes.generator import generate
+from fakes.kobo import FakeKobo
 from forms.build import compile_source
 from forms.content import to_content
 from forms.schema import FormSchema
 from forms.source import source_paths
 from sync.client import KoboClient
-from sync.fake.generator import generate
-from sync.fake.server import FakeKobo
 from sync.publish import publish_xlsform
 
 # Share of the generated submissions per form; attendance submissions are whole training sessions.
@@ -89,7 +89,7 @@ def _reset_demo_db(db: Path) -> None:
 
 def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
              progress: Callable[[], Progress]) -> None:
-    from amina.cli import print_counts, print_reports
+    from amina.show import print_counts, print_reports
     from warehouse.protect import Pseudonymizer
     from warehouse.store import Warehouse
 
@@ -123,7 +123,7 @@ def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
 
 
 def _sync_all(client: KoboClient, warehouse, forms: list[DemoForm], progress):  # type: ignore[no-untyped-def]
-    from amina.cli import track
+    from amina.show import track
     from sync.engine import sync_asset
 
     with progress() as bar:

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from amina.demo import publish_source
+from fakes.generator import generate
+from fakes.kobo import FakeKobo
 from forms.source import source_paths
 from sync.client import KoboClient
-from sync.fake.generator import generate
-from sync.fake.server import FakeKobo
 
 SCREENING, ATTENDANCE = "vot_screening", "training_attendance"
 FORMS = (SCREENING, ATTENDANCE)

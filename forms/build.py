@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 from forms.source import XLSFormSource, read_source, source_paths, stamp_version, to_xlsx
 
 _ROW_REF = re.compile(r"\[row\s*:\s*(\d+)\]")

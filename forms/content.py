@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Any
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 from forms.source import XLSFormSource
 
 # Columns that XLSForm lets one translate with `column::Language (code)`.

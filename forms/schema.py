@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 from forms.content import language_code
 
 SENSITIVE_COLUMN = "amina::sensitive"

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 
 SOURCES_DIR = Path(__file__).parent / "sources"
 

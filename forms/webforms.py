@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 from forms.schema import FormSchema, is_answer_key
 
 ENGINE_DIR = Path(__file__).parent / "engine"

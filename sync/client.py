@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
-from amina.errors import KoboRefused, KoboUnavailable
-from amina.gcpause import gc_paused
+from common.errors import KoboRefused, KoboUnavailable
+from common.gcpause import gc_paused
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amina.errors import AminaError, KoboError, KoboRefused, KoboUnavailable, SyncInterrupted
+from common.errors import AminaError, KoboError, KoboRefused, KoboUnavailable, SyncInterrupted
 from forms.schema import FormSchema
 from sync.attachments import download_attachments
 from sync.client import MAX_PAGE_SIZE, KoboClient, Page

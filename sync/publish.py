@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from amina.errors import KoboError
+from common.errors import KoboError
 from sync.client import KoboClient
 
 

@@ -97,7 +97,7 @@ def warehouse_url(request, tmp_path):
 @pytest.fixture()
 def server():
     """A fake KoBo server on an ephemeral port."""
-    from sync.fake.server import FakeKobo
+    from fakes.kobo import FakeKobo
 
     with FakeKobo(seed=7) as s:
         yield s

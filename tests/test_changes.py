@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from amina.errors import KoboError
+from common.errors import KoboError
 from sync.engine import sync_asset
 from tests.test_e2e import add, answers, comparable, open_warehouse, table_rows
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 import responses
 
-from amina.errors import KoboRefused, KoboUnavailable
+from common.errors import KoboRefused, KoboUnavailable
 from sync.client import KoboClient, RetryPolicy
 
 BASE = "https://kf.kobotoolbox.org"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from amina.config import load_config, parse_config
-from amina.errors import ConfigError
+from common.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "amina.example.toml"
 
@@ -80,7 +80,7 @@ def test_token_comes_from_the_environment(monkeypatch):
 def test_a_token_once_read_never_reaches_a_log_line(monkeypatch):
     import logging
 
-    from amina.logs import RedactSecrets
+    from common.logs import RedactSecrets
 
     monkeypatch.setenv("MY_KOBO_TOKEN", "not-hex-but-secret-123")
     server = parse_config(base(servers={"kf": {"url": "https://kf.kobotoolbox.org", "token_env": "MY_KOBO_TOKEN"}}))

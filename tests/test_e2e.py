@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from amina.errors import WarehouseError
+from common.errors import WarehouseError
+from fakes.kobo import FakeKobo
 from sync.engine import sync_asset
-from sync.fake.server import FakeKobo
 from tests.conftest import household_submission
 from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse

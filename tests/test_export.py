@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from amina.errors import ConfigError
+from common.errors import ConfigError
 from tests.conftest import household_submission
 from warehouse.dictionary import dictionary
 from warehouse.export import export_form, read_form
@@ -82,7 +82,7 @@ def test_export_codes_keep_pseudonyms_not_names(loaded, tmp_path):
 def test_unknown_language_and_form(loaded, tmp_path):
     with pytest.raises(ConfigError, match="has no language 'fr'"):
         read_form(loaded, "household", lang="fr")
-    from amina.errors import WarehouseError
+    from common.errors import WarehouseError
 
     with pytest.raises(WarehouseError, match="no form 'nope'"):
         read_form(loaded, "nope")

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sync.fake.query import (
+from fakes.kobo_query import (
     BsonValue,
     Query,
     QueryError,

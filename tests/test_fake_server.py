@@ -15,10 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
+from fakes.kobo import FakeKobo
+from fakes.kobo_store import KoboApiError, KoboStore
 from forms.content import to_content
 from forms.source import read_markdown, to_xlsx
-from sync.fake.server import FakeKobo
-from sync.fake.store import KoboApiError, KoboStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONFORMANCE = SHARED / "tools" / "kobo_conformance.py"

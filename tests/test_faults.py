@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amina.errors import KoboUnavailable
+from common.errors import KoboUnavailable
 from sync.client import KoboClient, RetryPolicy
 from sync.engine import sync_asset
 from tests.test_e2e import add, comparable, open_warehouse, table_rows

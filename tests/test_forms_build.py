@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 from forms.build import build_form, resolve_sources
 from forms.source import source_paths
 

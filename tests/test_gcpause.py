@@ -1,11 +1,11 @@
-"""amina.gcpause: the collector stays off while any thread is in a paused section, and comes back after."""
+"""common.gcpause: the collector stays off while any thread is in a paused section, and comes back after."""
 
 from __future__ import annotations
 
 import gc
 import threading
 
-from amina.gcpause import gc_paused
+from common.gcpause import gc_paused
 
 
 def test_overlapping_sections_in_two_threads_leave_the_collector_as_it_was():

@@ -1,4 +1,4 @@
-"""sync.fake.generator: deterministic submissions shaped like KoBo's, that respect each form's logic."""
+"""fakes.generator: deterministic submissions shaped like KoBo's, that respect each form's logic."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from fakes.generator import GeneratedSubmission, generate
 from forms.content import to_content
 from forms.schema import FormSchema, Kind
 from forms.source import read_markdown
-from sync.fake.generator import GeneratedSubmission, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "forms" / "sources"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 from forms.build import build_form
 from forms.lint import lint
 from forms.source import read_markdown, read_source, source_paths

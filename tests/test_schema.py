@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
 from forms.content import language_code, to_content
 from forms.schema import FormSchema, Kind
 from forms.source import read_markdown, read_xlsx, to_xlsx

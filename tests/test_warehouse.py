@@ -227,7 +227,7 @@ def test_pseudonyms_link_the_same_person_and_depend_on_the_key():
 
 
 def test_a_form_with_personal_data_needs_a_key(warehouse_url, household_schema, household_content):
-    from amina.errors import ConfigError
+    from common.errors import ConfigError
 
     wh = Warehouse(warehouse_url)
     with pytest.raises(ConfigError, match="AMINA_PSEUDONYM_KEY"):
@@ -279,7 +279,7 @@ def test_analyst_role_reads_the_analyst_schema_and_is_refused_the_rest(postgres_
 
 
 def test_grants_on_sqlite_explain_why_not(tmp_path):
-    from amina.errors import WarehouseError
+    from common.errors import WarehouseError
 
     with pytest.raises(WarehouseError, match="SQLite, which has no roles"):
         Warehouse(str(tmp_path / "w.db")).grant_analyst()

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from amina.errors import FormBuildError
+from common.errors import FormBuildError
+from fakes.generator import generate
 from forms import webforms
 from forms.build import CompiledForm, build_forms, compile_source
 from forms.content import to_content
 from forms.schema import FormSchema
 from forms.source import source_paths
 from forms.webforms import add_repeats, answer
-from sync.fake.generator import generate
 
 LANGUAGES = ("English (en)", "Arabic (ar)", "Sorani Kurdish (ckb)")
 

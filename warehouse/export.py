@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from amina.errors import ConfigError, WarehouseError
+from common.errors import ConfigError, WarehouseError
 from warehouse import bookkeeping as bk
 from warehouse.store import Warehouse
 from warehouse.views import view_name

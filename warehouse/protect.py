@@ -15,8 +15,8 @@ import hmac
 import os
 import unicodedata
 
-from amina.errors import ConfigError
-from amina.logs import register_secret
+from common.errors import ConfigError
+from common.logs import register_secret
 
 KEY_ENV = "AMINA_PSEUDONYM_KEY"
 MIN_KEY_LENGTH = 16

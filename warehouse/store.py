@@ -23,8 +23,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from amina.errors import AminaError, AssetBusy, WarehouseError
-from amina.gcpause import gc_paused
+from common.errors import AminaError, AssetBusy, WarehouseError
+from common.gcpause import gc_paused
 from forms.schema import Field, FormSchema, Kind
 from warehouse import bookkeeping as bk
 from warehouse.bulk import BulkInserts
@@ -329,7 +329,7 @@ class Warehouse:
     def load_page(self, form: RegisteredForm, submissions: Sequence[Mapping[str, Any]],
                   watermark: Watermark | None, *, run_id: int | None = None) -> PageResult:
         """Upsert one page of submissions (and move the watermark, if given), in one transaction."""
-        with gc_paused():  # a page makes ~100k rows and values that are not garbage; see amina.gcpause
+        with gc_paused():  # a page makes ~100k rows and values that are not garbage; see common.gcpause
             return self._guard(lambda: self._load(form, submissions, watermark, run_id),
                                f"store a page of submissions of form {form.asset_uid}")
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import orjson
 
-from amina.errors import FormBuildError
-from amina.gcpause import gc_paused
+from common.errors import FormBuildError
+from common.gcpause import gc_paused
+from fakes.kobo_query import Candidates, Query, sort_documents
 from forms.content import TRANSLATABLE
 from forms.schema import FormSchema, Kind
-from sync.fake.query import Candidates, Query, sort_documents
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # shortuuid, KpiUidField (§0)
 _UID_BYTES = bytes(ord(ALPHABET[b % len(ALPHABET)]) for b in range(256))  # a random byte → a uid character

@@ -32,8 +32,8 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import orjson
 
-from sync.fake.query import Query, QueryError, parse_json, parse_sort, project
-from sync.fake.store import KoboApiError, KoboStore, NotFound
+from fakes.kobo_query import Query, QueryError, parse_json, parse_sort, project
+from fakes.kobo_store import KoboApiError, KoboStore, NotFound
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000  # DEFAULT_API_PAGE_SIZE, MAX_API_PAGE_SIZE (§1)
 DEMO_PASSWORD = "amina-demo"
@@ -721,8 +721,8 @@ class FakeKobo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m sync.fake.server --port 8765 --token …`: serve an empty fake KoBo until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m sync.fake.server", description=main.__doc__)
+    """`python -m fakes.kobo --port 8765 --token …`: serve an empty fake KoBo until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m fakes.kobo", description=main.__doc__)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", help="the API token to accept (default: derived from --seed)")
     parser.add_argument("--username", default="amina_demo")

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 from amina.config import AssetConfig, Config
-from amina.errors import AminaError, AssetBusy
+from common.errors import AminaError, AssetBusy
 from sync.client import KoboClient
 from sync.engine import Progress, SyncReport, sync_asset
 from warehouse.store import Warehouse

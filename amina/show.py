@@ -1,0 +1,63 @@
+"""What the CLI and the demo print: progress bars and the tables of sync runs and row counts.
+
+Both `amina.cli` and `amina.demo` print through here, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
+
+
+def progress_bar() -> Progress:
+    """On a terminal: submissions fetched of the API's count, rate and ETA. Elsewhere, log lines."""
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)
+
+
+def track(bar: Progress, label: str) -> Callable[[int, int], None]:
+    """A progress task for one sync, and the callback the engine calls after each page."""
+    task = bar.add_task(label, total=None, rate="")
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        speed = next((t.speed for t in bar.tasks if t.id == task), None)
+        bar.update(task, rate=f"{speed:,.0f} submissions/s" if speed else "")
+    return update
+
+
+def print_reports(reports: Iterable[Any], console: Console = out) -> None:
+    table = Table(title="sync runs", title_justify="left")
+    for col in ("form", "table", "fetched", "new", "updated", "unchanged", "deleted", "bad values", "requests",
+                "seconds"):
+        table.add_column(col, justify="right" if col not in ("form", "table") else "left")
+    for r in reports:
+        table.add_row(r.name, r.table, str(r.fetched), str(r.inserted), str(r.updated), str(r.unchanged),
+                      str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}")
+    console.print(table)
+
+
+def print_counts(counts: list[tuple[str, str, int]], console: Console = out) -> None:
+    table = Table(title="warehouse tables", title_justify="left")
+    table.add_column("asset")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for uid, name, rows in counts:
+        table.add_row(uid, name, f"{rows:,}")
+    console.print(table)
