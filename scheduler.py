@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -26,10 +27,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from amina.config import AssetConfig, Config, load_config
 from amina.jobs import STOP
-from common.errors import AminaError
+from common.errors import AminaError, SyncInterrupted
 
 log = logging.getLogger("amina.scheduler")
 JOBS_TABLE = "apscheduler_jobs"
+INTERRUPTED = 130
 _stop = STOP  # shared with the jobs even when this file runs as __main__
 
 
@@ -41,7 +43,7 @@ def _trigger(asset: AssetConfig) -> CronTrigger | IntervalTrigger:
 
 def run_job(config_path: str, job_id: str) -> str:
     """One scheduled run. Reads the config afresh, so edited sync options apply from the next run."""
-    from amina.jobs import run_asset_config
+    from amina.jobs import Skipped, run_asset_config
     from warehouse.protect import pseudonymizer_from_env
     from warehouse.store import Warehouse
 
@@ -60,9 +62,24 @@ def run_job(config_path: str, job_id: str) -> str:
     except AminaError as exc:
         log.error("job %s: failed: %s", job_id, exc)
         return "failed"
-    failed = [o for o in outcomes if isinstance(o, AminaError)]
-    status = "failed" if failed else "ok"
-    log.info("job %s: ended %s (%d assets, %d failed)", job_id, status, len(outcomes), len(failed))
+    failed = 0
+    for outcome in outcomes:  # the scheduler's log is the only place a job's outcome is told: once each
+        if isinstance(outcome, SyncInterrupted):
+            log.info("job %s: %s", job_id, outcome)
+        elif isinstance(outcome, AminaError):
+            failed += 1
+            log.error("job %s: %s", job_id, outcome)
+        elif isinstance(outcome, Skipped):
+            log.info("job %s: skipped %s: %s", job_id, outcome.asset, outcome.reason)
+        else:
+            log.info("job %s: synced %s: %d new, %d updated, %d deleted, %d bad values, %d quarantined in %.1f s",
+                     job_id, outcome.key, outcome.inserted, outcome.updated, outcome.deleted, outcome.bad_values,
+                     outcome.quarantined, outcome.seconds)
+            for line in outcome.notes:
+                log.warning("job %s: %s: %s", job_id, outcome.key, line)
+    stopped = any(isinstance(o, SyncInterrupted) for o in outcomes)
+    status = "interrupted" if stopped else "failed" if failed else "ok"
+    log.info("job %s: ended %s (%d assets, %d failed)", job_id, status, len(outcomes), failed)
     return status
 
 
@@ -105,12 +122,21 @@ def _store_url(url: str) -> str:
 
 
 def serve(config: Config) -> int:
-    """Run until SIGTERM/SIGINT; return the exit status."""
+    """Run until SIGTERM/SIGINT, then let running syncs store their page in flight and return 130. A second
+    signal ends the process at once (the interrupted runs are marked abandoned by the next run)."""
     _stop.clear()
     scheduler = build_scheduler(config)
+    received: list[str] = []
 
     def stop(signum: int, _frame: object) -> None:
-        log.info("received %s: finishing the pages in flight, then stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if received:
+            log.warning("received %s again: stopping at once; runs in flight will be marked abandoned by the next "
+                        "run", name)
+            logging.shutdown()
+            os._exit(INTERRUPTED)
+        received.append(name)
+        log.info("received %s: finishing the pages in flight, then stopping (again to stop at once)", name)
         _stop.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -123,8 +149,8 @@ def serve(config: Config) -> int:
         scheduler.shutdown(wait=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    log.info("scheduler stopped cleanly")
-    return 0
+    log.info("scheduler stopped on request (%s); every page in flight was stored", received[0] if received else "?")
+    return INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:

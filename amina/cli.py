@@ -1,7 +1,8 @@
-"""The `amina` command. Thin: parses flags, calls the packages, prints with rich.
+"""The `amina` command. Thin: parses flags, calls the packages, prints through amina.show.
 
-Every failure a data manager can hit ends in one line on stderr and a non-zero exit status;
-`--debug` shows the traceback as well.
+Every failure a data manager can hit ends in one line on stderr, printed once (by `main`) and
+verbatim (text from servers, configs and exceptions is never read as markup), with the exit status
+the README's table documents; `--debug` shows the traceback as well.
 """
 
 from __future__ import annotations
@@ -9,33 +10,51 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from amina.show import err, out, print_counts, print_reports, progress_bar, track
-from common.errors import AminaError, ConfigError
-from warehouse.protect import pseudonymizer_from_env
+from amina.show import Table, err, note, ok, out, plain, print_counts, print_reports, progress_bar, styled, track
+from common.errors import AminaError, ConfigError, StopNow, SyncInterrupted
 
 app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
-forms_app = typer.Typer(help="Build the programme's XLSForms.", no_args_is_help=True)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+forms_app = typer.Typer(help="Build and publish the programme's XLSForms.", no_args_is_help=True,
+                        rich_markup_mode=None)
 app.add_typer(forms_app, name="forms")
+config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(config_app, name="config")
 
 _state = {"debug": False}
+CONFIG_HELP = "Config file (default: $AMINA_CONFIG, else ./amina.toml)."
+DB_HELP = "Warehouse: a SQLite file or a SQLAlchemy URL (default: the config's, else amina.db)."
+INTERRUPTED = 130
 
 
-config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-CONFIG_HELP = "Config file (default: $AMINA_CONFIG or ./amina.toml)."
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("amina-sync")
+        except PackageNotFoundError:
+            found = "unknown (not installed)"
+        out.print(plain(f"amina-sync {found}"))
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step."),
-          log_format: str = typer.Option("text", "--log-format", help="text, or json for log shippers.")) -> None:
+          log_format: str = typer.Option("text", "--log-format", metavar="text|json",
+                                         help="Log lines as text, or one JSON object a line for log shippers."),
+          _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                             help="Print the version and exit.")) -> None:
     from common.logs import configure
 
     if log_format not in ("text", "json"):
@@ -46,12 +65,45 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
     configure(level, log_format)
 
 
+# -- where the warehouse is ---------------------------------------------------------------------
+
+def _config_if_any(config: str | None) -> Any:
+    """The config file named (flag or $AMINA_CONFIG), or ./amina.toml when it exists; else None."""
+    from amina.config import config_path, load_config
+
+    if config or os.environ.get("AMINA_CONFIG") or config_path().exists():
+        return load_config(config)
+    return None
+
+
+def _warehouse_target(db: str | None, config: str | None) -> tuple[str, Any]:
+    """(warehouse, config or None) for a command that reads a warehouse: --db, else the config's, else amina.db."""
+    cfg = _config_if_any(config) if db is None or config else None
+    if db:
+        return db, cfg
+    return (cfg.warehouse_url if cfg else "amina.db"), cfg
+
+
+def _open_existing(target: str) -> Any:
+    from warehouse.store import Warehouse
+
+    return Warehouse(target, create=False)
+
+
+def _write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
+    try:
+        path.write_text(text, encoding=encoding)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 # -- forms --------------------------------------------------------------------------------------
 
 @forms_app.command("build")
 def forms_build(
-    names: list[str] = typer.Argument(None, help="Form names (e.g. vot_screening) or .md paths; default all."),
-    out_dir: Path = typer.Option(Path("build/forms"), "--out", help="Where to write .xlsx and .xml."),
+    names: list[str] = typer.Argument(None, metavar="[FORM]...",
+                                      help="Form names (e.g. vot_screening) or .md paths; default all."),
+    out_dir: Path = typer.Option(Path("build/forms"), "--out", metavar="DIR", help="Where to write .xlsx and .xml."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate (Java)."),
     lint: bool = typer.Option(True, "--lint/--no-lint", help="Check our conventions (three languages, names…)."),
     engine: bool = typer.Option(None, "--engine/--no-engine", show_default="when installed",
@@ -62,141 +114,199 @@ def forms_build(
 
     built, skipped = build_forms(resolve_sources(names), out_dir, validate=validate, lint=lint, engine=engine)
     for form in built:
-        out.print(f"[green]built[/] {form.name} version {form.version}: {form.xlsx} {form.xform}")
+        out.print(ok("built", f"{form.name} version {form.version}: {form.xlsx} {form.xform}"))
         for w in form.warnings:
-            out.print(f"  [yellow]warning[/] {w}")
+            out.print(note("  warning", w))
     if skipped:
-        out.print(f"[yellow]note[/] {skipped}")
+        out.print(note("note", skipped))
 
 
 @forms_app.command("publish")
 def forms_publish(
-    name: str = typer.Argument(..., help="Form name (e.g. vot_screening) or a .md source path."),
-    server: str = typer.Option(..., "--server", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
-    asset: str = typer.Option(None, "--asset", help="Existing asset to redeploy with a new version."),
-    token_env: str = typer.Option("KOBO_TOKEN", "--token-env", help="Environment variable holding the token."),
-    db: str = typer.Option("amina.db", "--db", help="Warehouse where the asset uid and version are recorded."),
+    name: str = typer.Argument(..., metavar="FORM", help="Form name (e.g. vot_screening) or a .md source path."),
+    server: str = typer.Option(..., "--server", metavar="URL", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
+    asset: str = typer.Option(None, "--asset", metavar="UID", help="Existing asset to redeploy with a new version."),
+    token_env: str = typer.Option("KOBO_TOKEN", "--token-env", metavar="NAME",
+                                  help="Environment variable holding the token."),
+    db: str = typer.Option("amina.db", "--db", metavar="PATH|URL",
+                           help="Warehouse where the asset uid and version are recorded."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate first."),
     engine: bool = typer.Option(None, "--engine/--no-engine", show_default="when installed",
                                 help="Load the form in ODK Web Forms' engine first."),
 ) -> None:
     """Upload a form to KoBo (imports API), deploy or redeploy it, and record it in the warehouse."""
-    from amina.config import ServerConfig
+    from amina.config import ServerConfig, check_env_name
     from forms.build import compile_source, engine_check, resolve_sources
-    from forms.schema import FormSchema
-    from sync.client import KoboClient
-    from sync.engine import deployed_content
+    from sync.client import KoboClient, check_asset_uid
+    from sync.engine import deployed_content, schema_of
+    from sync.origin import normalize_server_url
     from sync.publish import publish_xlsform
     from warehouse.store import Warehouse
 
+    server = normalize_server_url(server)
+    token_env = check_env_name(token_env, "--token-env")
+    if asset:
+        check_asset_uid(asset)
     [path] = resolve_sources([name])
     form = compile_source(path, validate=validate)  # never upload what the linter, pyxform or an engine rejects
     skipped = engine_check([form], engine=engine)
     if skipped:
-        out.print(f"[yellow]note[/] {skipped}")
+        out.print(note("note", skipped))
     token = ServerConfig("cli", server, token_env).token()
     client = KoboClient(server, token, token_source=f"the token in {token_env}")
     published = publish_xlsform(client, form.xlsx, f"{path.stem}.xlsx", asset_uid=asset)
     detail = client.asset(published.asset_uid)
     version, content = deployed_content(client, detail)
-    Warehouse(db).register_form(asset_uid=published.asset_uid, server_url=client.server_url,
-                                name=str(detail.get("name") or path.stem), schema=FormSchema.from_content(content),
+    name_on_server = detail.get("name") if isinstance(detail.get("name"), str) else path.stem
+    Warehouse(db).register_form(asset_uid=published.asset_uid, server_url=client.server_url, name=name_on_server,
+                                schema=schema_of(content, what=f"asset {published.asset_uid}"),
                                 version_uid=version, content=content, loading=False)
     verb = "redeployed" if published.redeployed else "deployed"
-    out.print(f"[green]{verb}[/] {path.stem} as asset {published.asset_uid}, version {version} on {client.server_url}; "
-              f"recorded in {db}")
+    out.print(ok(verb, f"{path.stem} as asset {published.asset_uid}, version {version} on {client.server_url}; "
+                       f"recorded in {db}"))
 
 
 # -- sync ---------------------------------------------------------------------------------------
 
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Ctrl-C or SIGTERM once: finish (store) the page in flight, then stop. Twice: stop at once (the page in
+    flight is rolled back). Either way the run is recorded as interrupted and the command exits 130."""
+    from amina.jobs import STOP
 
+    STOP.clear()
 
+    def handler(signum: int, _frame: object) -> None:
+        if STOP.is_set():
+            raise StopNow
+        STOP.set()
+        err.print(plain(f"{signal.Signals(signum).name}: stopping after the page in flight is stored "
+                        "(again to stop at once)"))
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @app.command()
 def sync(
-    server: str = typer.Option(None, "--server", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
-    assets: list[str] = typer.Option(None, "--asset", help="Asset uid to sync (repeatable)."),
+    server: str = typer.Option(None, "--server", metavar="URL", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
+    assets: list[str] = typer.Option(None, "--asset", metavar="UID", help="Asset uid to sync (repeatable)."),
     all_deployed: bool = typer.Option(False, "--all", help="Sync every deployed survey the token can see."),
-    token_env: str = typer.Option("KOBO_TOKEN", "--token-env", help="Environment variable holding the token."),
-    db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL."),
-    page_size: int = typer.Option(1000, "--page-size", min=1, max=30000, help="Submissions per request."),
-    overlap_minutes: float = typer.Option(5.0, "--overlap-minutes", min=0,
+    token_env: str = typer.Option("KOBO_TOKEN", "--token-env", metavar="NAME",
+                                  help="Environment variable holding the token."),
+    db: str = typer.Option("amina.db", "--db", metavar="PATH|URL",
+                           help="Warehouse: a SQLite file or a SQLAlchemy URL."),
+    page_size: int = typer.Option(1000, "--page-size", metavar="N", min=1, max=30000, help="Submissions per request."),
+    overlap_minutes: float = typer.Option(5.0, "--overlap-minutes", metavar="MINUTES", min=0,
                                           help="Re-read this much submission time before the watermark."),
-    sweep_every: int = typer.Option(1, "--sweep-every", min=0,
+    sweep_every: int = typer.Option(1, "--sweep-every", metavar="N", min=0,
                                     help="Look for edits, reviews and deletions every N syncs (0: never)."),
-    max_delete_fraction: float = typer.Option(0.5, "--max-delete-fraction", min=0, max=1,
+    max_delete_fraction: float = typer.Option(0.5, "--max-delete-fraction", metavar="SHARE", min=0, max=1,
                                               help="Stop if a sweep would mark more than this share deleted."),
-    attachments_dir: Path = typer.Option(None, "--attachments-dir",
+    attachments_dir: Path = typer.Option(None, "--attachments-dir", metavar="DIR",
                                          help="Also download attachment files into this directory."),
-    config: str = typer.Option(None, "--config", help="Sync every asset of this config file instead of flags."),
+    config: str = typer.Option(None, "--config", metavar="FILE",
+                               help="Sync every asset of this config file instead of flags."),
 ) -> None:
     """Pull new submissions from KoBo into the warehouse (the first run loads everything).
 
     Either name a server and assets with flags, or give a config file (--config, $AMINA_CONFIG, or
     ./amina.toml when no --server is given)."""
-    from amina.config import AssetConfig, AttachmentPolicy, Config, Schedule, ServerConfig, SyncOptions, load_config
+    from amina.config import (
+        AssetConfig,
+        AttachmentPolicy,
+        Config,
+        Schedule,
+        ServerConfig,
+        SyncOptions,
+        check_env_name,
+        load_config,
+    )
+    from sync.client import check_asset_uid
+    from sync.origin import normalize_server_url
 
     if server is None:
         cfg = load_config(config)
     else:
         if not assets and not all_deployed:
             raise ConfigError("say which forms to sync: --asset UID (repeatable) or --all")
-        uids = ["all"] if all_deployed else list(dict.fromkeys(assets))
+        uids = ["all"] if all_deployed else [check_asset_uid(a) for a in dict.fromkeys(assets)]
         cfg = Config(
-            path=None, warehouse_url=db, servers={"cli": ServerConfig("cli", server.rstrip("/"), token_env)},
+            path=None, warehouse_url=db,
+            servers={"cli": ServerConfig("cli", normalize_server_url(server),
+                                         check_env_name(token_env, "--token-env"))},
             assets=tuple(AssetConfig(server="cli", uid=uid, schedule=Schedule(every_seconds=3600)) for uid in uids),
             sync=SyncOptions(page_size=page_size, overlap_minutes=overlap_minutes, sweep_every=sweep_every,
                              max_delete_fraction=max_delete_fraction),
             attachments=AttachmentPolicy("download", attachments_dir) if attachments_dir else AttachmentPolicy())
-    if run_config(cfg):
-        raise typer.Exit(code=4)
+    code = run_config(cfg)
+    if code:
+        raise typer.Exit(code=code)
 
 
-def run_config(cfg) -> int:  # type: ignore[no-untyped-def]
-    """Sync every asset of the config in turn; one failing asset does not stop the others.
-    Returns how many failed."""
-    from amina.jobs import run_asset_config
-    from warehouse.store import Warehouse
+def run_config(cfg: Any) -> int:
+    """Sync every asset of the config in turn; one failing asset does not stop the others. Prints each outcome
+    once; returns the exit status: 0, 130 when stopped on request, else that of the first failure."""
+    from amina.jobs import STOP, Skipped, run_asset_config
+    from warehouse.protect import pseudonymizer_from_env
+    from warehouse.store import Warehouse, remove_sqlite_files, sqlite_path
 
-    warehouse = Warehouse(cfg.warehouse_url, pseudonymizer=pseudonymizer_from_env())
-    reports, failures = [], 0
-    with progress_bar() as bar:
-        def progress(uid: str):  # type: ignore[no-untyped-def]
-            return track(bar, f"sync {uid}")
-
-        for asset in cfg.assets:
-            for outcome in run_asset_config(cfg, asset, warehouse, progress=progress):
-                if isinstance(outcome, AminaError):
-                    failures += 1
-                    err.print(f"[red]error[/] {outcome}", highlight=False)
-                else:
-                    reports.append(outcome)
+    for asset in cfg.assets:  # every token is needed: say so before anything is made
+        cfg.servers[asset.server].token()
+    pseudonymizer = pseudonymizer_from_env()
+    file = sqlite_path(cfg.warehouse_url)
+    fresh = file is not None and not file.exists()
+    warehouse = Warehouse(cfg.warehouse_url, pseudonymizer=pseudonymizer)
+    reports, code, done = [], 0, set()
+    try:
+        with stop_on_signals(), progress_bar() as bar:
+            for asset in cfg.assets:
+                outcomes = run_asset_config(cfg, asset, warehouse, should_stop=STOP.is_set, done=done,
+                                            progress=lambda uid: track(bar, f"sync {uid}"))
+                for outcome in outcomes:
+                    if isinstance(outcome, SyncInterrupted):
+                        err.print(styled("interrupted", outcome, "yellow"))
+                        code = INTERRUPTED
+                    elif isinstance(outcome, AminaError):
+                        err.print(styled("error", outcome, "red"))
+                        code = code or outcome.exit_code
+                    elif isinstance(outcome, Skipped):
+                        err.print(styled("skipped", f"{outcome.asset}: {outcome.reason}", "yellow"))
+                    else:
+                        reports.append(outcome)
+                        for line in outcome.notes:
+                            err.print(note("note", f"{outcome.key}: {line}"))
+                if code == INTERRUPTED:
+                    break
+    finally:
+        warehouse.dispose()
+        if fresh and file is not None and not any(r.fetched for r in reports):
+            remove_sqlite_files(file)  # a first sync that stored nothing leaves nothing behind
     if reports:
         print_reports(reports)
-    warehouse.dispose()
-    return failures
-
-
+    return code
 
 
 @app.command()
-def tables(db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL.")
-           ) -> None:
+def tables(db: str = typer.Option(None, "--db", metavar="PATH|URL", help=DB_HELP),
+           config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP)) -> None:
     """Rows per table of every form in the warehouse."""
-    from warehouse.store import Warehouse
-
-    print_counts(Warehouse(db).row_counts())
-
-
+    target, _cfg = _warehouse_target(db, config)
+    print_counts(_open_existing(target).row_counts())
 
 
 @app.command("dictionary")
 def dictionary_cmd(
-    form: str = typer.Option(None, "--form", help="One form (table, form_id or asset uid); default all."),
-    db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL."),
-    fmt: str = typer.Option("table", "--format", help="table (on screen), csv or json."),
-    out_file: Path = typer.Option(None, "--out", help="Write to this file instead of the screen."),
+    form: str = typer.Option(None, "--form", metavar="FORM",
+                             help="One form (table, form_id or asset uid); default all."),
+    db: str = typer.Option(None, "--db", metavar="PATH|URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    fmt: str = typer.Option("table", "--format", metavar="table|csv|json", help="On screen, or csv or json."),
+    out_file: Path = typer.Option(None, "--out", metavar="FILE", help="Write to this file instead of the screen."),
 ) -> None:
     """Every table and column: question, labels in each language, type, choice list, form versions."""
     import csv
@@ -204,45 +314,51 @@ def dictionary_cmd(
     import json
 
     from warehouse.dictionary import dictionary
-    from warehouse.store import Warehouse
 
-    entries = dictionary(Warehouse(db), form)
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"--format: '{fmt}' must be table, csv or json")
+    target, _cfg = _warehouse_target(db, config)
+    entries = dictionary(_open_existing(target), form)
     if fmt == "table" and out_file is None:
         table = Table(title="data dictionary", title_justify="left")
         langs = sorted({k for e in entries for k in e if k.startswith("label_")})
-        for col in ("table", "column", "type", "choices", *langs, "sensitive"):
+        for col in ("table", "column", "question", "type", "choices", *langs, "sensitive"):
             table.add_column(col)
         for e in entries:
-            table.add_row(e["table_name"], e["column_name"], e["xlsform_type"], e["choice_list"] or "",
-                          *[e.get(lang) or "" for lang in langs], "yes" if e["sensitive"] else "")
+            table.add_row(*map(plain, (e["table_name"], e["column_name"], e["name"], e["xlsform_type"],
+                                       e["choice_list"] or "", *[e.get(lang) or "" for lang in langs],
+                                       "yes" if e["sensitive"] else "")))
         out.print(table)
         return
     if fmt == "json":
         text = json.dumps(entries, ensure_ascii=False, indent=1)
-    elif fmt in ("csv", "table"):
+    else:
+        from warehouse.export import neutralise
+
         buf = io.StringIO()
         keys = list(dict.fromkeys(k for e in entries for k in e))
         writer = csv.DictWriter(buf, fieldnames=keys)
         writer.writeheader()
-        writer.writerows(entries)
+        writer.writerows({k: neutralise(v) for k, v in e.items()} for e in entries)
         text = buf.getvalue()
-    else:
-        raise ConfigError(f"--format: '{fmt}' must be table, csv or json")
     if out_file:
-        out_file.write_text(text, encoding="utf-8-sig" if fmt != "json" else "utf-8")
-        out.print(f"wrote {len(entries)} columns to {out_file}")
+        _write_text(out_file, text, "utf-8-sig" if fmt != "json" else "utf-8")
+        out.print(plain(f"wrote {len(entries)} columns to {out_file}"))
     else:
         sys.stdout.write(text)
 
 
 @app.command("export")
 def export_cmd(
-    form: str = typer.Argument(..., help="The form: its table name, form_id or asset uid."),
-    fmt: str = typer.Option("csv", "--format", help="csv, xlsx or parquet."),
-    lang: str = typer.Option(None, "--lang", help="Labels in this language (en, ar, ckb); default codes."),
-    since: str = typer.Option(None, "--since", help="Only submissions from this day (YYYY-MM-DD, UTC)."),
-    db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL."),
-    out_dir: Path = typer.Option(Path("export"), "--out", help="Directory to write into."),
+    form: str = typer.Argument(..., metavar="FORM", help="The form: its table name, form_id or asset uid."),
+    fmt: str = typer.Option("csv", "--format", metavar="csv|xlsx|parquet", help="File format."),
+    lang: str = typer.Option(None, "--lang", metavar="LANG",
+                             help="Labels in this language (en, ar, ckb); default codes."),
+    since: str = typer.Option(None, "--since", metavar="DATE",
+                              help="Only submissions from this day (YYYY-MM-DD, UTC)."),
+    db: str = typer.Option(None, "--db", metavar="PATH|URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    out_dir: Path = typer.Option(Path("export"), "--out", metavar="DIR", help="Directory to write into."),
 ) -> None:
     """Export a form's current submissions, one file (or sheet) per table; personal data as pseudonyms."""
     from warehouse.export import export_form
@@ -251,42 +367,40 @@ def export_cmd(
         day = dt.date.fromisoformat(since) if since else None
     except ValueError:
         raise ConfigError(f"--since: '{since}' is not a date like 2026-03-01") from None
-    for path in export_form(db, form, fmt, out_dir, lang=lang, since=day):
-        out.print(f"wrote {path}")
+    target, _cfg = _warehouse_target(db, config)
+    for path in export_form(_open_existing(target), form, fmt, out_dir, lang=lang, since=day):
+        out.print(plain(f"wrote {path}"))
 
 
 @app.command()
 def grants(
-    config: str = typer.Option(None, "--config", help=CONFIG_HELP),
-    db: str = typer.Option(None, "--db", help="PostgreSQL warehouse URL (default: the config's)."),
+    config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    db: str = typer.Option(None, "--db", metavar="URL", help="PostgreSQL warehouse URL (default: the config's)."),
 ) -> None:
     """PostgreSQL: create the amina_analyst role, which can read the analyst schema and nothing else."""
-    from amina.config import load_config
-    from warehouse.store import Warehouse
-
-    url = db or load_config(config).warehouse_url
-    role = Warehouse(url).grant_analyst()
-    out.print(f"[green]ok[/] role {role} can read schema analyst (labelled views, dictionary) and nothing else; "
-              f"give it a password: ALTER ROLE {role} PASSWORD '…'")
+    target, _cfg = _warehouse_target(db, config)
+    role = _open_existing(target).grant_analyst()
+    out.print(ok("ok", f"role {role} can read schema analyst (labelled views, dictionary) and nothing else; "
+                       f"give it a password: ALTER ROLE {role} PASSWORD '…'"))
 
 
 @config_app.command("check")
-def config_check(config: str = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
+def config_check(config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP)) -> None:
     """Validate the config file and say exactly which key is wrong."""
     from amina.config import load_config
 
     cfg = load_config(config)
-    out.print(f"[green]ok[/] {cfg.path}: warehouse {cfg.warehouse_url}, {len(cfg.servers)} server(s), "
-              f"{len(cfg.assets)} asset entr{'y' if len(cfg.assets) == 1 else 'ies'}")
+    out.print(ok("ok", f"{cfg.path}: warehouse {cfg.warehouse_url}, {len(cfg.servers)} server(s), "
+                       f"{len(cfg.assets)} asset entr{'y' if len(cfg.assets) == 1 else 'ies'}"))
     for a in cfg.assets:
         s = cfg.servers[a.server]
-        token = "set" if os.environ.get(s.token_env, "").strip() else "[yellow]NOT SET[/]"
-        out.print(f"  {a.uid} on {s.url} ({a.schedule.describe()}); token in {s.token_env}: {token}")
+        token = "set" if os.environ.get(s.token_env, "").strip() else "NOT SET"
+        out.print(plain(f"  {a.uid} on {s.url} ({a.schedule.describe()}); token in {s.token_env}: {token}"))
 
 
 @app.command()
-def schedule(config: str = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
-    """Run the syncs of the config file on their schedules, in the foreground, until Ctrl-C/SIGTERM."""
+def schedule(config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP)) -> None:
+    """Run the syncs of the config file on their schedules, in the foreground, until Ctrl-C/SIGTERM (exit 130)."""
     import scheduler
     from amina.config import load_config
 
@@ -297,61 +411,64 @@ def schedule(config: str = typer.Option(None, "--config", help=CONFIG_HELP)) -> 
 
 @app.command()
 def status(
-    config: str = typer.Option(None, "--config", help=CONFIG_HELP),
-    db: str = typer.Option(None, "--db", help="Warehouse to report on (default: the config's)."),
+    config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    db: str = typer.Option(None, "--db", metavar="PATH|URL", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON document, for machines."),
-    offline: bool = typer.Option(False, "--offline", help="Do not ask KoBo how many submissions it has."),
-    stale_hours: float = typer.Option(24.0, "--stale-after", help="Hours without a successful sync that make an "
-                                      "asset stale, when the config gives it no schedule."),
+    offline: bool = typer.Option(False, "--offline", help="Do not ask the servers how many submissions they have."),
+    stale_hours: float = typer.Option(24.0, "--stale-after", metavar="HOURS",
+                                      help="Hours without a successful sync that make an asset stale, when the "
+                                           "config gives it no schedule."),
 ) -> None:
-    """Per asset: last successful sync, newest submission, rows, server vs warehouse, last error.
+    """Per asset: last successful sync, newest submission, rows, server vs warehouse, quarantined, last error.
 
-    Exit status 7 when an asset is failing or stale, so cron or monitoring can alert."""
+    Exit status 7 when an asset is failing or stale, so cron or monitoring can alert. Servers are asked for
+    their counts only when a config names them (each with its own token variable)."""
     import json
 
-    from amina.config import load_config
     from warehouse.status import asset_statuses, judge_staleness
-    from warehouse.store import Warehouse
 
-    cfg = load_config(config) if (config or db is None) else None
-    warehouse = Warehouse(db or cfg.warehouse_url)  # type: ignore[union-attr]
-    statuses = asset_statuses(warehouse)
+    target, cfg = _warehouse_target(db, config)
+    statuses = asset_statuses(_open_existing(target))
     max_age: dict[str, float] = {}
     if cfg:
         for a in cfg.assets:
             for st in statuses:
                 if a.uid in (st.asset_uid, "all") and cfg.servers[a.server].url == st.server_url:
-                    max_age[st.asset_uid] = 2 * a.schedule.expected_gap_seconds() + cfg.misfire_grace_seconds
+                    max_age[st.asset_key] = 2 * a.schedule.expected_gap_seconds() + cfg.misfire_grace_seconds
     judge_staleness(statuses, max_age, stale_hours * 3600)
-    if not offline:
+    if not offline and cfg is not None:
         _server_counts(statuses, cfg)
     if as_json:
-        out.print_json(json.dumps([s.as_json() for s in statuses]))
+        sys.stdout.write(json.dumps([s.as_json() for s in statuses], ensure_ascii=False, indent=1) + "\n")
     else:
         _print_status(statuses)
     if any(s.failing or s.stale for s in statuses):
         raise typer.Exit(code=7)
 
 
-def _server_counts(statuses, cfg) -> None:  # type: ignore[no-untyped-def]
-    from amina.config import ServerConfig
+def _server_counts(statuses: list[Any], cfg: Any) -> None:
+    """Ask each configured server, with its own token, how many submissions each of its assets has."""
     from sync.client import KoboClient, RetryPolicy
 
     for st in statuses:
-        server = next((s for s in cfg.servers.values() if s.url == st.server_url), None) if cfg else None
+        server = next((s for s in cfg.servers.values() if s.url == st.server_url), None)
+        if server is None:
+            continue  # a server the config does not name is never sent a token
         try:
-            token = (server or ServerConfig("cli", st.server_url, "KOBO_TOKEN")).token()
-        except ConfigError:  # no token at hand: the server's count stays unknown
+            client = KoboClient(server.url, server.token(), token_source=f"the token in {server.token_env}",
+                                retry=RetryPolicy(attempts=2), timeout=(5, 20))
+        except ConfigError:
             continue
         try:
-            client = KoboClient(st.server_url, token, retry=RetryPolicy(attempts=2), timeout=(5, 20))
-            st.server_submissions = client.asset(st.asset_uid).get("deployment__submission_count")
-            client.close()
+            count = client.asset(st.asset_uid).get("deployment__submission_count")
+            st.server_submissions = count if isinstance(count, int) and not isinstance(count, bool) else None
         except AminaError as exc:
             logging.getLogger(__name__).warning("could not ask %s about %s: %s", st.server_url, st.asset_uid, exc)
+        finally:
+            client.close()
 
 
-def _print_status(statuses) -> None:  # type: ignore[no-untyped-def]
+def _print_status(statuses: list[Any]) -> None:
     from warehouse.store import utcnow
 
     def ago(t: dt.datetime | None) -> str:
@@ -361,15 +478,17 @@ def _print_status(statuses) -> None:  # type: ignore[no-untyped-def]
         return f"{minutes:.0f} min ago" if minutes < 120 else f"{minutes / 60:.1f} h ago"
 
     table = Table(title="assets", title_justify="left")
-    for col in ("form", "asset", "last success", "newest submission", "stored", "on server", "deleted", "state",
-                "last error"):
+    for col in ("form", "asset", "server", "last success", "newest submission", "stored", "on server", "deleted",
+                "quarantined", "state", "last error"):
         table.add_column(col)
     for s in statuses:
-        state = "[red]failing[/]" if s.failing else "[yellow]stale[/]" if s.stale else "[green]ok[/]"
+        state = styled("failing", "", "red") if s.failing else styled("stale", "", "yellow") if s.stale else \
+            styled("ok", "", "green")
         error = f"run {s.last_error_run_id}: {s.last_error}" if s.last_error else ""
-        table.add_row(s.name, s.asset_uid, ago(s.last_success_at), ago(s.newest_submission_at),
-                      f"{s.submissions:,}", "?" if s.server_submissions is None else f"{s.server_submissions:,}",
-                      f"{s.deleted:,}", state, error[:80])
+        table.add_row(plain(s.name), plain(s.asset_uid), plain(s.server_url), ago(s.last_success_at),
+                      ago(s.newest_submission_at), f"{s.submissions:,}",
+                      "?" if s.server_submissions is None else f"{s.server_submissions:,}", f"{s.deleted:,}",
+                      f"{s.quarantined:,}", state, plain(error[:100]))
     out.print(table)
 
 
@@ -377,9 +496,9 @@ def _print_status(statuses) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def demo(
-    submissions: int = typer.Option(5000, "--submissions", "-n", min=1, help="How many to generate."),
-    db: Path = typer.Option(Path("amina.db"), "--db", help="SQLite file to (re)create."),
-    seed: int = typer.Option(2026, "--seed", help="Seed of the generated data."),
+    submissions: int = typer.Option(5000, "--submissions", "-n", metavar="N", min=1, help="How many to generate."),
+    db: Path = typer.Option(Path("amina.db"), "--db", metavar="PATH", help="SQLite file to (re)create."),
+    seed: int = typer.Option(2026, "--seed", metavar="N", help="Seed of the generated data."),
 ) -> None:
     """The whole path offline: fake KoBo → publish the four forms → submissions → sync → SQLite."""
     from amina.demo import run_demo
@@ -389,9 +508,9 @@ def demo(
 
 @app.command("fake-server")
 def fake_server(
-    port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0 = any free port)."),
-    submissions: int = typer.Option(1000, "--submissions", "-n", min=0, help="Submissions to generate."),
-    seed: int = typer.Option(2026, "--seed"),
+    port: int = typer.Option(8765, "--port", metavar="PORT", help="Port on 127.0.0.1 (0 = any free port)."),
+    submissions: int = typer.Option(1000, "--submissions", "-n", metavar="N", min=0, help="Submissions to generate."),
+    seed: int = typer.Option(2026, "--seed", metavar="N", help="Seed of the generated data."),
 ) -> None:
     """Serve a fake KoBo server with the four forms and generated submissions, until Ctrl-C."""
     from amina.demo import serve_fake
@@ -399,17 +518,39 @@ def fake_server(
     serve_fake(port=port, submissions=submissions, seed=seed, console=out)
 
 
-def main() -> None:
+def _stop_now(_signum: int, _frame: object) -> None:
+    raise StopNow
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The entry point: runs the command; every failure ends in one line on stderr and its exit status.
+    Ctrl-C or SIGTERM stops any command with one line and exit 130 (`sync` and `schedule` first finish the
+    page in flight)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop_now)
     try:
-        app()
+        app(args=argv, standalone_mode=True)
+    except SystemExit:
+        raise
     except AminaError as exc:
-        if _state["debug"]:
-            err.print_exception()
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+        _fail(exc, exc.exit_code)
+    except (StopNow, KeyboardInterrupt):
+        _fail(SyncInterrupted("stopped at once; a sync's page in flight was rolled back, everything stored before "
+                              "it is kept, and the next run resumes from there"), INTERRUPTED, label="interrupted")
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(ConfigError(f"cannot use{where}: {exc.strerror or exc}"), 2)
+    except Exception as exc:  # a bug: one line anyway (the traceback with --debug)
+        _fail(exc, 1, label="internal error",
+              suffix=" (this is a bug in amina-sync; run again with --debug for the traceback and report it)")
+
+
+def _fail(exc: BaseException, code: int, *, label: str = "error", suffix: str = "") -> None:
+    if _state["debug"]:
+        err.print_exception()
+    text = str(exc) if label != "internal error" else f"{exc.__class__.__name__}: {exc}"
+    err.print(styled(label, text + suffix, "red" if label != "interrupted" else "yellow"))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

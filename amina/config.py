@@ -15,11 +15,29 @@ from typing import Any
 
 from common.errors import ConfigError
 from common.logs import register_secret
+from sync.client import DEFAULT_MAX_RESPONSE_BYTES, is_asset_uid
+from sync.origin import normalize_server_url
 
 DEFAULT_PATH = Path("amina.toml")
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_UID = re.compile(r"^a[0-9A-Za-z]{10,40}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def check_env_name(value: str, where: str) -> str:
+    """The name of an environment variable. Something that looks like a secret pasted in its place (long,
+    mixed case and digits, or hex) is refused without being repeated."""
+    text = str(value).strip()
+    looks_secret = (len(text) >= 20 and (re.fullmatch(r"[0-9a-fA-F]+", text) is not None or
+                                         (any(c.isdigit() for c in text) and any(c.islower() for c in text)
+                                          and "_" not in text)))
+    if looks_secret or (len(text) > 16 and not _ENV_NAME.match(text)):
+        raise ConfigError(f"{where} looks like a token, not the name of an environment variable; it is not shown "
+                          "here. Put the token in a variable (export KOBO_TOKEN=…) and write the variable's name "
+                          "(KOBO_TOKEN) here instead")
+    if not _ENV_NAME.match(text):
+        raise ConfigError(f"{where}: '{text}' is not an environment variable name (letters, digits and _)")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +66,7 @@ class ServerConfig:
         value = register_secret(os.environ.get(self.token_env, "").strip())
         if not value:
             raise ConfigError(f"server '{self.name}': the environment variable {self.token_env} is empty or not "
-                              f"set: export {self.token_env}=<KoBo API token for {self.url}>")
+                              f"set: export {self.token_env}=<the API token of your account on {self.url}>")
         return value
 
 
@@ -70,12 +88,18 @@ class SyncOptions:
     overlap_minutes: float = 5.0
     sweep_every: int = 1
     max_delete_fraction: float = 0.5
+    max_response_mb: float = DEFAULT_MAX_RESPONSE_BYTES / 2**20
+
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.max_response_mb * 2**20)
 
 
 @dataclass(frozen=True, slots=True)
 class AttachmentPolicy:
     mode: str = "metadata"  # "metadata": record attachments; "download": also fetch the files
     directory: Path = Path("attachments")
+    allowed_origins: tuple[str, ...] = ()  # other origins files may come from (fetched without the token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +148,30 @@ def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown key '{extra[0]}' (known: {', '.join(sorted(allowed))})")
 
 
+def relative_to(path: Path | None, value: str) -> str:
+    """A file path from a config file: relative paths are read from the config file's directory (not the
+    directory the command happens to run in: a scheduler started by systemd runs in /)."""
+    p = Path(value).expanduser()
+    if p.is_absolute() or path is None:
+        return str(p)
+    return str(path.resolve().parent / p)
+
+
+def warehouse_target(value: str, path: Path | None) -> str:
+    """The config's warehouse URL, with a SQLite file path made relative to the config file."""
+    if "://" in value:
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            return "sqlite:///" + relative_to(path, value[len("sqlite:///"):])
+        return value
+    return relative_to(path, value)
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     name = path.name if path else "config"
     _unknown(data, {"warehouse", "servers", "assets", "sync", "attachments", "scheduler"}, name)
     warehouse = _table(data, "warehouse", name)
     _unknown(warehouse, {"url"}, f"{name}: [warehouse]")
-    url = str(warehouse.get("url", "amina.db"))
+    url = warehouse_target(str(warehouse.get("url", "amina.db")), path)
 
     servers: dict[str, ServerConfig] = {}
     for server_name, s in _table(data, "servers", name).items():
@@ -140,13 +182,12 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             raise ConfigError(f"{where}: a token must not be written in the config file; put it in an environment "
                               "variable and name that variable in token_env")
         _unknown(s, {"url", "token_env"}, where)
-        server_url = str(s.get("url", ""))
-        if not server_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.url: '{server_url}' is not a server URL like https://kf.kobotoolbox.org")
-        token_env = str(s.get("token_env", "KOBO_TOKEN"))
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", token_env):
-            raise ConfigError(f"{where}.token_env: '{token_env}' is not an environment variable name")
-        servers[server_name] = ServerConfig(server_name, server_url.rstrip("/"), token_env)
+        try:
+            server_url = normalize_server_url(str(s.get("url", "")))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.url: {exc}") from None
+        token_env = check_env_name(str(s.get("token_env", "KOBO_TOKEN")), f"{where}.token_env")
+        servers[server_name] = ServerConfig(server_name, server_url, token_env)
     if not servers:
         raise ConfigError(f"{name}: no [servers.NAME] table: name at least one KoBo server")
 
@@ -163,8 +204,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         if server not in servers:
             raise ConfigError(f"{where}.server: '{server}' is not one of the servers ({', '.join(servers)})")
         uid = str(a.get("uid", ""))
-        if uid != "all" and not _UID.match(uid):
-            raise ConfigError(f"{where}.uid: '{uid}' is not a KoBo asset uid (like aX7Yk3mQ9pLrT2vB8cN4dW) or \"all\"")
+        if uid != "all" and not is_asset_uid(uid):
+            raise ConfigError(f"{where}.uid: '{uid[:60]}' is not a KoBo asset uid (like aX7Yk3mQ9pLrT2vB8cN4dW) "
+                              "or \"all\"")
         schedule = parse_schedule(a.get("schedule", {"every": "1h"}), f"{where}.schedule")
         sensitive = a.get("sensitive", [])
         if not isinstance(sensitive, list) or not all(isinstance(x, str) for x in sensitive):
@@ -177,27 +219,47 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
                           "is listed twice")
 
     sync = _table(data, "sync", name)
-    _unknown(sync, {"page_size", "overlap_minutes", "sweep_every", "max_delete_fraction"}, f"{name}: [sync]")
+    _unknown(sync, {"page_size", "overlap_minutes", "sweep_every", "max_delete_fraction", "max_response_mb"},
+             f"{name}: [sync]")
     for key, value in sync.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{name}: [sync].{key}: '{value}' must be a number")
     options = SyncOptions(**sync)
-    if not (1 <= options.page_size <= 30000):
-        raise ConfigError(f"{name}: [sync].page_size must be between 1 and 30000 (KoBo serves at most 1000)")
+    if not (1 <= options.page_size <= 30000) or not isinstance(options.page_size, int):
+        raise ConfigError(f"{name}: [sync].page_size must be a whole number between 1 and 30000 (KoBo serves at "
+                          "most 1000)")
     if not (0 <= options.max_delete_fraction <= 1):
         raise ConfigError(f"{name}: [sync].max_delete_fraction must be between 0 and 1")
+    if not (0 <= options.overlap_minutes <= 7 * 24 * 60):
+        raise ConfigError(f"{name}: [sync].overlap_minutes must be between 0 and 10080 (a week)")
+    if not isinstance(options.sweep_every, int) or options.sweep_every < 0:
+        raise ConfigError(f"{name}: [sync].sweep_every must be a whole number, 0 or more")
+    if not (1 <= options.max_response_mb <= 4096):
+        raise ConfigError(f"{name}: [sync].max_response_mb must be between 1 and 4096")
 
     att = _table(data, "attachments", name)
-    _unknown(att, {"mode", "directory"}, f"{name}: [attachments]")
+    _unknown(att, {"mode", "directory", "allowed_origins"}, f"{name}: [attachments]")
     mode = str(att.get("mode", "metadata"))
     if mode not in ("metadata", "download"):
         raise ConfigError(f"{name}: [attachments].mode: '{mode}' must be \"metadata\" or \"download\"")
-    policy = AttachmentPolicy(mode=mode, directory=Path(str(att.get("directory", "attachments"))))
+    origins = att.get("allowed_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError(f"{name}: [attachments].allowed_origins must be a list of URLs like "
+                          "[\"https://files.example.org\"]")
+    try:
+        allowed = tuple(normalize_server_url(o, what="attachment origin") for o in origins)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: [attachments].allowed_origins: {exc}") from None
+    policy = AttachmentPolicy(mode=mode, directory=Path(relative_to(path, str(att.get("directory", "attachments")))),
+                              allowed_origins=allowed)
 
     sched = _table(data, "scheduler", name)
     _unknown(sched, {"misfire_grace_seconds"}, f"{name}: [scheduler]")
+    grace = sched.get("misfire_grace_seconds", 300)
+    if isinstance(grace, bool) or not isinstance(grace, int) or grace < 1:
+        raise ConfigError(f"{name}: [scheduler].misfire_grace_seconds: '{grace}' must be a whole number of seconds")
     return Config(path=path, warehouse_url=url, servers=servers, assets=tuple(assets), sync=options,
-                  attachments=policy, misfire_grace_seconds=int(sched.get("misfire_grace_seconds", 300)))
+                  attachments=policy, misfire_grace_seconds=grace)
 
 
 def config_path(explicit: str | Path | None = None) -> Path:
@@ -216,6 +278,8 @@ def load_config(explicit: str | Path | None = None) -> Config:
                           "(or pass --config / set AMINA_CONFIG)") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file in UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

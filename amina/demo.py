@@ -12,15 +12,17 @@ import contextlib
 import datetime as dt
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
-from common.errors import ConfigError
+from common.errors import ConfigError, StopNow
 from fakes.generator import generate
 from fakes.kobo import FakeKobo
 from forms.build import compile_source
@@ -52,20 +54,38 @@ def publish_source(client: KoboClient, path: Path, *, validate: bool = False,
     return published.asset_uid, FormSchema.from_content(to_content(form.source))
 
 
-def publish_and_fill(server: FakeKobo, total: int, seed: int, *, validate: bool = False) -> list[DemoForm]:
-    """Build every shipped form, publish it to `server` through the API and generate submissions."""
+def publish_and_fill(server: FakeKobo, total: int, seed: int, *, validate: bool = False,
+                     console: Console | None = None, progress: Callable[[], Progress] | None = None) -> list[DemoForm]:
+    """Build every shipped form, publish it to `server` through the API and generate submissions (saying so on
+    `console`, with a progress bar from `progress` on a terminal)."""
     client = KoboClient(server.base_url, server.token, token_source="the demo token")
     forms: list[DemoForm] = []
     paths = source_paths()
-    for index, path in enumerate(paths):
-        asset_uid, schema = publish_source(client, path, validate=validate)
-        share = DEMO_SHARE.get(path.stem, 1 / len(paths))
-        n = max(1, round(total * share)) if total else 0
-        items = generate(schema, n, seed=seed + index) if n else iter(())
-        server.store.add_submissions(asset_uid, items)
-        forms.append(DemoForm(path.stem, asset_uid, schema, n))
+    with progress() if progress else contextlib.nullcontext() as bar:
+        for index, path in enumerate(paths):
+            asset_uid, schema = publish_source(client, path, validate=validate)
+            share = DEMO_SHARE.get(path.stem, 1 / len(paths))
+            n = max(1, round(total * share)) if total else 0
+            started = time.monotonic()
+            if console is not None:
+                console.print(Text(f"  published {path.stem} as asset {asset_uid}; generating {n:,} submissions "
+                                   "(the form's own skip logic, constraints and calculations)"))
+            items = generate(schema, n, seed=seed + index) if n else iter(())
+            if bar is not None and n:
+                task = bar.add_task(f"generate {path.stem}", total=n, rate="")
+                items = _counted(items, lambda task=task: bar.advance(task))
+            server.store.add_submissions(asset_uid, items)
+            if console is not None and n:
+                console.print(Text(f"    {n:,} submissions in {time.monotonic() - started:.1f} s"))
+            forms.append(DemoForm(path.stem, asset_uid, schema, n))
     client.close()
     return forms
+
+
+def _counted(items: Iterator[Any], tick: Callable[[], None]) -> Iterator[Any]:
+    for item in items:
+        tick()
+        yield item
 
 
 def _reset_demo_db(db: Path) -> None:
@@ -96,30 +116,29 @@ def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
     _reset_demo_db(db)
     t0 = time.monotonic()
     with FakeKobo(seed=seed) as server:
-        console.print(f"fake KoBo server on {server.base_url}")
-        forms = publish_and_fill(server, submissions, seed)
-        for f in forms:
-            console.print(f"  published [bold]{f.name}[/] as asset {f.asset_uid} with {f.submissions:,} submissions")
+        console.print(Text(f"fake KoBo server on {server.base_url}"))
+        forms = publish_and_fill(server, submissions, seed, console=console, progress=progress)
         t_ready = time.monotonic()
         client = KoboClient(server.base_url, server.token, token_source="the demo token")
         # a throw-away key: the demo warehouse is throw-away too (a real one keeps its key for good)
         warehouse = Warehouse(str(db), pseudonymizer=Pseudonymizer(secrets.token_hex(32)))
-        console.print(f"\n[bold]first sync[/] into {db} (everything is new)")
+        console.print(Text.assemble("\n", ("first sync", "bold"), f" into {db} (everything is new)"))
         reports = _sync_all(client, warehouse, forms, progress)
         t_first = time.monotonic()
         print_reports(reports)
         print_counts(warehouse.row_counts())
-        console.print("\n[bold]second sync[/] (incremental: asks only for what is new since the watermark)")
+        console.print(Text.assemble("\n", ("second sync", "bold"),
+                                    " (incremental: asks only for what is new since the watermark)"))
         again = _sync_all(client, warehouse, forms, progress)
         print_reports(again)
         new = sum(r.inserted + r.updated for r in again)
-        console.print(f"second sync stored {new} new or changed submissions")
+        console.print(Text(f"second sync stored {new} new or changed submissions"))
         warehouse.dispose()
         client.close()
-    console.print(
+    console.print(Text(
         f"\nset-up {t_ready - t0:.1f} s, first sync {t_first - t_ready:.1f} s "
         f"({sum(r.fetched for r in reports) / max(t_first - t_ready, 1e-9):,.0f} submissions/s), "
-        f"total {time.monotonic() - t0:.1f} s. Query it: sqlite3 {db} 'SELECT * FROM vot_screening LIMIT 5'")
+        f"total {time.monotonic() - t0:.1f} s. Query it: sqlite3 {db} 'SELECT * FROM vot_screening LIMIT 5'"))
 
 
 def _sync_all(client: KoboClient, warehouse, forms: list[DemoForm], progress):  # type: ignore[no-untyped-def]
@@ -131,16 +150,25 @@ def _sync_all(client: KoboClient, warehouse, forms: list[DemoForm], progress):  
 
 
 def serve_fake(*, port: int, submissions: int, seed: int, console: Console) -> None:
-    with FakeKobo(port=port, seed=seed) as server:
-        forms = publish_and_fill(server, submissions, seed)
-        console.print(f"fake KoBo server on [bold]{server.base_url}[/]  (Ctrl-C to stop)")
-        console.print(f"token: {server.token}   (fake; export KOBO_TOKEN={server.token})")
+    server = FakeKobo(port=port, seed=seed)
+    try:
+        server.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another program uses the "
+                          "port; pass --port with another number, or --port 0 for any free one") from None
+    started = dt.datetime.now()
+    try:
+        forms = publish_and_fill(server, submissions, seed, console=console)
+        console.print(Text(f"fake KoBo server on {server.base_url}  (Ctrl-C to stop)"))
         for f in forms:
-            console.print(f"  {f.name}: asset {f.asset_uid}, {f.submissions:,} submissions")
-        console.print(f"try: amina sync --server {server.base_url} --all --db rehearsal.db")
-        started = dt.datetime.now()
+            console.print(Text(f"  {f.name}: asset {f.asset_uid}, {f.submissions:,} submissions"))
+        console.print(Text("try, in another terminal (the token is the fake server's; the key any long secret):"))
+        console.print(Text(f"  export KOBO_TOKEN={server.token} AMINA_PSEUDONYM_KEY=$(openssl rand -hex 32)"))
+        console.print(Text(f"  .venv/bin/amina sync --server {server.base_url} --all --db rehearsal.db"))
         try:
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            console.print(f"stopped after {dt.datetime.now() - started}")
+        except (KeyboardInterrupt, StopNow):
+            console.print(Text(f"stopped after {dt.datetime.now() - started}"))
+    finally:
+        server.stop()

@@ -1,7 +1,8 @@
 """Running the syncs a config file asks for: one asset (or every deployed survey of a server).
 
-Used by `amina sync --config` and by the scheduler's jobs, so both behave the same: the asset is
-held (one worker at a time), and each asset's outcome is logged in one line.
+Used by `amina sync` and by the scheduler's jobs, so both behave the same. Each asset's outcome is
+returned, never printed or logged here: the caller reports it once (the CLI on stderr, the scheduler
+in its log).
 """
 
 from __future__ import annotations
@@ -10,62 +11,96 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from amina.config import AssetConfig, Config
-from common.errors import AminaError, AssetBusy
-from sync.client import KoboClient
+from common.errors import AminaError, AssetBusy, SyncInterrupted
+from sync.attachments import AttachmentRules
+from sync.client import KoboClient, is_asset_uid
 from sync.engine import Progress, SyncReport, sync_asset
 from warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
 
-STOP = threading.Event()  # set by the scheduler on SIGTERM/SIGINT; running syncs stop after their page
+STOP = threading.Event()  # set on SIGTERM/SIGINT; running syncs stop after the page they are storing
 DEPLOYED_SURVEYS = "asset_type:survey AND _deployment_status:deployed"
 
 
-def asset_uids(client: KoboClient, asset: AssetConfig) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An asset not synced this time, and why (another worker holds it; the server listed a bad uid)."""
+
+    asset: str
+    reason: str
+
+
+Outcome = SyncReport | Skipped | AminaError
+
+
+def asset_uids(client: KoboClient, asset: AssetConfig) -> tuple[list[str], list[Skipped]]:
+    """The uids one [[assets]] entry names: itself, or (uid = "all") every deployed survey the server lists
+    whose uid looks like KoBo's (the others are skipped, never used in a URL or a path)."""
     if asset.uid != "all":
-        return [asset.uid]
-    uids = [a["uid"] for a in client.iter_assets(DEPLOYED_SURVEYS)]
+        return [asset.uid], []
+    uids: list[str] = []
+    skipped: list[Skipped] = []
+    for item in client.iter_assets(DEPLOYED_SURVEYS):
+        uid = item.get("uid")
+        if is_asset_uid(uid):
+            if uid not in uids:
+                uids.append(uid)
+        else:
+            skipped.append(Skipped(str(uid)[:40], "the server listed it with a uid that is not a KoBo asset uid"))
     if not uids:
         log.warning("the account behind the token has no deployed survey on %s", client.server_url)
-    return uids
+    return uids, skipped
+
+
+def client_for(config: Config, asset: AssetConfig) -> KoboClient:
+    server = config.servers[asset.server]
+    return KoboClient(server.url, server.token(), token_source=f"the token in {server.token_env}",
+                      max_response_bytes=config.sync.max_response_bytes)
 
 
 def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *,
                      should_stop: Callable[[], bool] | None = None,
-                     progress: Callable[[str], Progress | None] | None = None) -> list[SyncReport | AminaError]:
+                     progress: Callable[[str], Progress | None] | None = None,
+                     done: set[str] | None = None) -> list[Outcome]:
     """Sync what one [[assets]] entry names; one failing asset does not stop the others.
 
-    Returns, per asset, its report or the error that ended it (AssetBusy: skipped, another worker
-    holds it)."""
-    server = config.servers[asset.server]
-    client = KoboClient(server.url, server.token(), token_source=f"the token in {server.token_env}")
-    outcomes: list[SyncReport | AminaError] = []
+    Returns, per asset, its report, why it was skipped, or the error that ended it. `done`: assets
+    (server url|uid) already synced in this round, not synced again (an asset named and also under
+    uid = "all"). A SyncInterrupted ends the entry at once: the stop was asked for."""
+    client = client_for(config, asset)
+    outcomes: list[Outcome] = []
     try:
-        for uid in asset_uids(client, asset):
+        uids, skipped = asset_uids(client, asset)
+        outcomes += skipped
+        rules = (AttachmentRules(config.attachments.directory, config.attachments.allowed_origins)
+                 if config.attachments.mode == "download" else None)
+        for uid in uids:
             if should_stop and should_stop():
                 break
+            if done is not None:
+                if f"{client.server_url}|{uid}" in done:
+                    continue
+                done.add(f"{client.server_url}|{uid}")
             try:
-                with warehouse.asset_lock(uid):
-                    report = sync_asset(
-                        client, warehouse, uid, page_size=config.sync.page_size,
-                        overlap=dt.timedelta(minutes=config.sync.overlap_minutes),
-                        sweep_every=config.sync.sweep_every, max_delete_fraction=config.sync.max_delete_fraction,
-                        sensitive=asset.sensitive, should_stop=should_stop,
-                        attachments_dir=config.attachments.directory if config.attachments.mode == "download"
-                        else None,
-                        progress=progress(uid) if progress else None)
-                outcomes.append(report)
-                log.info("synced %s from %s: %d new, %d updated, %d deleted, %d bad values in %.1f s",
-                         uid, server.name, report.inserted, report.updated, report.deleted, report.bad_values,
-                         report.seconds)
+                outcomes.append(sync_asset(
+                    client, warehouse, uid, page_size=config.sync.page_size,
+                    overlap=dt.timedelta(minutes=config.sync.overlap_minutes),
+                    sweep_every=config.sync.sweep_every, max_delete_fraction=config.sync.max_delete_fraction,
+                    sensitive=asset.sensitive, should_stop=should_stop, attachments=rules,
+                    progress=progress(uid) if progress else None))
             except AssetBusy as exc:
+                outcomes.append(Skipped(uid, str(exc)))
+            except SyncInterrupted as exc:
                 outcomes.append(exc)
-                log.info("skipped %s: %s", uid, exc)
+                break
             except AminaError as exc:
                 outcomes.append(exc)
-                log.error("sync of %s from %s failed: %s", uid, server.name, exc)
+    except AminaError as exc:  # listing the assets failed (token refused, server down)
+        outcomes.append(exc)
     finally:
         client.close()
     return outcomes

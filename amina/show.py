@@ -1,6 +1,8 @@
-"""What the CLI and the demo print: progress bars and the tables of sync runs and row counts.
+"""What the CLI and the demo print: progress bars, one-line messages and the tables of sync runs and row counts.
 
-Both `amina.cli` and `amina.demo` print through here, so neither imports the other.
+Both `amina.cli` and `amina.demo` print through here, so neither imports the other. Text from outside
+(asset names, server messages, config keys, exception text) is always printed verbatim: it goes into
+`rich.text.Text` objects, never into markup strings, so `[sync]` or `Survey [/] 2026` stay as they are.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,9 +22,32 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
+__all__ = ["Table", "err", "note", "ok", "out", "plain", "print_counts", "print_reports", "progress_bar", "styled",
+           "track"]
+
+out = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)  # an error is one line, however long
+
+
+def plain(text: object) -> Text:
+    """Text shown exactly as it is (no markup, no highlighting)."""
+    return Text(str(text))
+
+
+def styled(label: str, text: object, style: str) -> Text:
+    """'label: text' with the label in a colour and the text verbatim ('label' alone when text is empty)."""
+    shown = str(text)
+    return Text.assemble((f"{label}:" if shown else label, style), (f" {shown}" if shown else ""))
+
+
+def ok(label: str, text: object) -> Text:
+    return Text.assemble((label, "green"), f" {text}")
+
+
+def note(label: str, text: object) -> Text:
+    return Text.assemble((label, "yellow"), f" {text}")
 
 
 def progress_bar() -> Progress:
@@ -33,7 +59,7 @@ def progress_bar() -> Progress:
 
 def track(bar: Progress, label: str) -> Callable[[int, int], None]:
     """A progress task for one sync, and the callback the engine calls after each page."""
-    task = bar.add_task(label, total=None, rate="")
+    task = bar.add_task(escape(label), total=None, rate="")
 
     def update(done: int, total: int) -> None:
         bar.update(task, completed=done, total=total)
@@ -48,8 +74,8 @@ def print_reports(reports: Iterable[Any], console: Console = out) -> None:
                 "seconds"):
         table.add_column(col, justify="right" if col not in ("form", "table") else "left")
     for r in reports:
-        table.add_row(r.name, r.table, str(r.fetched), str(r.inserted), str(r.updated), str(r.unchanged),
-                      str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}")
+        table.add_row(plain(r.name), plain(r.table), str(r.fetched), str(r.inserted), str(r.updated),
+                      str(r.unchanged), str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}")
     console.print(table)
 
 
@@ -59,5 +85,5 @@ def print_counts(counts: list[tuple[str, str, int]], console: Console = out) -> 
     table.add_column("table")
     table.add_column("rows", justify="right")
     for uid, name, rows in counts:
-        table.add_row(uid, name, f"{rows:,}")
+        table.add_row(plain(uid), plain(name), f"{rows:,}")
     console.print(table)

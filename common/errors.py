@@ -59,3 +59,8 @@ class AssetBusy(WarehouseError):
     """Another worker is syncing this asset into the same warehouse right now."""
 
     exit_code = 6
+
+
+class StopNow(BaseException):
+    """Ctrl-C or SIGTERM asked to stop at once (a second time, during a sync): the page in flight is rolled
+    back. A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""

@@ -1,9 +1,11 @@
 """Logging set-up for the CLI and the scheduler (libraries only ever call logging.getLogger).
 
 Plain lines for people, `--log-format json` (one JSON object a line) for log shippers. A filter
-scrubs anything that looks like a KoBo token, and every secret amina has read (`register_secret` is
-called where a token or the pseudonym key is taken from the environment), from every record, as a
-last line of defence: amina never logs them on purpose.
+scrubs every secret amina has read, by its value (`register_secret` is called where a token or the
+pseudonym key is taken from the environment), and anything shaped like a KoBo token (40 hex digits)
+or an ODK Central session token after `Bearer`, from every record, as a last line of defence: amina
+never logs them on purpose. Ordinary words are never touched ("the token in KOBO_TOKEN was refused"
+reads as written).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import re
 import sys
 
-_TOKEN_SHAPES = re.compile(r"(Token\s+)\S+|\b[0-9a-f]{40}\b", re.IGNORECASE)
+_TOKEN_SHAPES = re.compile(r"\b[0-9a-f]{40}\b|(Bearer\s+)[A-Za-z0-9!$._~+/=-]{20,}", re.IGNORECASE)
 
 
 _secrets: set[str] = set()
@@ -26,32 +28,44 @@ def register_secret(value: str) -> str:
     return value
 
 
+def redact(text: str) -> str:
+    """The text with every registered secret, and anything shaped like a token, replaced by [redacted]."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return _TOKEN_SHAPES.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else "[redacted]", text)
+
+
 class RedactSecrets(logging.Filter):
     def scrub(self, text: str) -> str:
-        for secret in sorted(_secrets, key=len, reverse=True):
-            text = text.replace(secret, "[redacted]")
-        return _TOKEN_SHAPES.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else "[redacted]", text)
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.scrub(record.getMessage())
+        record.msg = redact(record.getMessage())
         record.args = None
         return True
 
 
-class JsonFormatter(logging.Formatter):
+class _Redacting(logging.Formatter):
+    """Also scrubs what the filter cannot see: the formatted traceback of an exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonFormatter(_Redacting):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
                  "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return redact(json.dumps(entry, ensure_ascii=False))
 
 
 def configure(level: int, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactSecrets())
     handler.setFormatter(JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+                         _Redacting("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -8,14 +8,26 @@ the new `version_id`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import orjson
+from typing import Any
 
 from common.errors import KoboError
-from sync.client import KoboClient
+from sync.client import KoboClient, check_asset_uid, parse_json
+
+_IMPORT_UID = re.compile(r"^i[0-9A-Za-z]{10,40}\Z")
+
+
+def _answer(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = parse_json(body).body
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise KoboError(f"KoBo's answer to {what} is not a JSON object")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +46,18 @@ def publish_xlsform(client: KoboClient, xlsx: bytes, filename: str, *, asset_uid
     resp = client.request("POST", "/api/v2/imports/", data=data,
                           files={"file": (filename, xlsx, "application/vnd.openxmlformats-officedocument"
                                                                ".spreadsheetml.sheet")})
-    task = orjson.loads(resp.content)
+    task = _answer(resp.content, f"the upload of {filename}")
+    import_uid = task.get("uid")
+    if not isinstance(import_uid, str) or not _IMPORT_UID.match(import_uid):
+        raise KoboError(f"KoBo's answer to the upload of {filename} names no import task")
     waited, delay = 0.0, poll_seconds
     while True:
-        status = client.get_json(f"/api/v2/imports/{task['uid']}/")
+        status = client.get_json(f"/api/v2/imports/{import_uid}/")
+        status = status if isinstance(status, dict) else {}
         if status.get("status") == "complete":
             break
         if status.get("status") == "error":
-            messages = status.get("messages") or {}
+            messages = status.get("messages") if isinstance(status.get("messages"), dict) else {}
             raise KoboError(f"KoBo could not import {filename}: {messages.get('error_type', 'error')}: "
                             f"{messages.get('error', 'no reason given')}")
         if waited >= timeout:
@@ -49,17 +65,18 @@ def publish_xlsform(client: KoboClient, xlsx: bytes, filename: str, *, asset_uid
         sleep(delay)
         waited += delay
         delay = min(delay * 2, 5.0)
-    messages = status.get("messages") or {}
+    messages = status.get("messages") if isinstance(status.get("messages"), dict) else {}
     touched = (messages.get("updated") if asset_uid else messages.get("created")) or []
-    if not touched:
+    first = touched[0] if isinstance(touched, list) and touched and isinstance(touched[0], dict) else {}
+    if not first.get("uid"):
         raise KoboError(f"KoBo imported {filename} but named no asset in its answer")
-    uid = str(touched[0]["uid"])
+    uid = check_asset_uid(first["uid"])
     asset = client.asset(uid)
     if asset.get("has_deployment"):
         body = {"active": True, "version_id": asset["version_id"]}
         deployed = client.request("PATCH", f"/api/v2/assets/{uid}/deployment/", json=body)
     else:
         deployed = client.request("POST", f"/api/v2/assets/{uid}/deployment/", json={"active": True})
-    info = orjson.loads(deployed.content)
+    info = _answer(deployed.content, f"the deployment of {uid}")
     return Published(asset_uid=uid, version_id=str(info.get("version_id")),
                      redeployed=bool(asset.get("has_deployment")))

@@ -30,7 +30,8 @@ def base(**changes):
 @pytest.mark.parametrize("data, message", [
     (base(servers={"kf": {"url": "https://kf.kobotoolbox.org", "token": "abc"}}),
      r"\[servers.kf\]: a token must not be written in the config file"),
-    (base(servers={"kf": {"url": "kf.kobotoolbox.org"}}), r"\[servers.kf\].url: 'kf.kobotoolbox.org'"),
+    (base(servers={"kf": {"url": "kf.kobotoolbox.org"}}), r"\[servers.kf\].url: the server URL 'kf.kobotoolbox.org' "
+                                                          "has no scheme"),
     (base(assets=[{"uid": "nope"}]), r"assets\[0\].uid: 'nope' is not a KoBo asset uid"),
     (base(assets=[{"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "schedule": {"every": "5 minutes"}}]),
      r"assets\[0\].schedule.every: '5 minutes' is not an interval"),
@@ -85,6 +86,11 @@ def test_a_token_once_read_never_reaches_a_log_line(monkeypatch):
     monkeypatch.setenv("MY_KOBO_TOKEN", "not-hex-but-secret-123")
     server = parse_config(base(servers={"kf": {"url": "https://kf.kobotoolbox.org", "token_env": "MY_KOBO_TOKEN"}}))
     token = server.servers["kf"].token()
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "sent %s and Token %s", (token, "abc"), None)
+    other = "0123456789abcdef0123456789abcdef01234567"  # any KoBo token's shape, never read by amina
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "sent %s and Token %s", (token, other), None)
     RedactSecrets().filter(record)
     assert record.getMessage() == "sent [redacted] and Token [redacted]"
+    words = logging.LogRecord("t", logging.INFO, __file__, 1, "the token in KOBO_TOKEN was refused by %s",
+                              ("https://kf.kobotoolbox.org",), None)
+    RedactSecrets().filter(words)  # ordinary words stay as they are
+    assert words.getMessage() == "the token in KOBO_TOKEN was refused by https://kf.kobotoolbox.org"

@@ -42,7 +42,7 @@ def test_demo_publishes_syncs_and_the_second_sync_fetches_nothing_new(tmp_path):
     assert names and all(n.startswith("p_") for (n,) in names)  # pseudonyms, never names
     con.close()
     again = demo("--submissions", "50", "--db", str(db))
-    assert again.returncode == 0 and "with 30 submissions" in again.stdout  # the previous demo file is replaced
+    assert again.returncode == 0 and "generating 30 submissions" in again.stdout  # the previous demo file is replaced
 
 
 def test_demo_refuses_to_overwrite_a_real_warehouse(tmp_path):

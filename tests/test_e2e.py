@@ -199,7 +199,7 @@ def test_cli_sync_wrong_token_is_one_line_and_nonzero(server, asset_uid, tmp_pat
 
 
 def test_cli_sync_unreachable_server(tmp_path):
-    proc = run_cli("sync", "--server", "http://127.0.0.1:9", "--asset", "aX", "--db", str(tmp_path / "w.db"),
+    proc = run_cli("sync", "--server", "http://127.0.0.1:9", "--asset", "aX7Yk3mQ9pLrT2vB8cN4dW", "--db", str(tmp_path / "w.db"),
                    env={"KOBO_TOKEN": "t"})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "cannot connect (connection refused)" in proc.stderr
@@ -208,7 +208,7 @@ def test_cli_sync_unreachable_server(tmp_path):
 def test_cli_sync_missing_token_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KOBO_TOKEN"}
     proc = subprocess.run([sys.executable, "-m", "amina.cli", "sync", "--server", "http://127.0.0.1:9", "--asset",
-                           "aX"], capture_output=True, text=True, timeout=60, env=env)
+                           "aX7Yk3mQ9pLrT2vB8cN4dW"], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2 and "KOBO_TOKEN is empty or not set" in proc.stderr
 
 

@@ -82,9 +82,7 @@ def test_export_codes_keep_pseudonyms_not_names(loaded, tmp_path):
 def test_unknown_language_and_form(loaded, tmp_path):
     with pytest.raises(ConfigError, match="has no language 'fr'"):
         read_form(loaded, "household", lang="fr")
-    from common.errors import WarehouseError
-
-    with pytest.raises(WarehouseError, match="no form 'nope'"):
+    with pytest.raises(ConfigError, match="no form 'nope'"):  # a wrong name given: exit 2, like any wrong flag
         read_form(loaded, "nope")
 
 

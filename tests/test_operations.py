@@ -48,7 +48,10 @@ def test_status_reports_ok_failing_and_stale(server, client, asset_uid, tmp_path
     db = str(tmp_path / "w.db")
     ok = cli("sync", "--server", server.base_url, "--asset", asset_uid, "--db", db, env={"KOBO_TOKEN": server.token})
     assert ok.returncode == 0, ok.stderr
-    status = cli("status", "--db", db, "--json", env={"KOBO_TOKEN": server.token})
+    offline = cli("status", "--db", db, "--json", env={"KOBO_TOKEN": server.token})  # no config: no server asked
+    assert offline.returncode == 0 and json.loads(offline.stdout)[0]["server_submissions"] is None
+    config = write_config(tmp_path / "amina.toml", server, asset_uid, db, every="1h")
+    status = cli("status", "--config", str(config), "--json", env={"KOBO_TOKEN": server.token})
     assert status.returncode == 0, status.stderr
     [entry] = json.loads(status.stdout)
     assert entry["submissions"] == 12 and entry["server_submissions"] == 12 and not entry["stale"]
@@ -86,7 +89,7 @@ def run_scheduler(config: Path, seconds: float, token: str, url_env: dict | None
 def runs_of(url: str, uid: str) -> list[tuple[dt.datetime, dt.datetime, str]]:
     engine = sa.create_engine(url if "://" in url else f"sqlite:///{url}")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT started_at, finished_at, status FROM sync_runs WHERE asset_uid = :u "
+        rows = conn.execute(sa.text("SELECT started_at, finished_at, status FROM sync_runs WHERE asset_key = :u "
                                     "ORDER BY started_at"), {"u": uid}).all()
     engine.dispose()
     parse = lambda v: v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(v)  # noqa: E731
@@ -103,14 +106,14 @@ def test_scheduler_runs_syncs_resumes_its_plan_and_stops_cleanly(server, asset_u
     db = str(tmp_path / "w.db")
     config = write_config(tmp_path / "amina.toml", server, asset_uid, db)
     code, err = run_scheduler(config, 4.5, server.token)
-    assert code == 0, err
-    assert "scheduler stopped cleanly" in err and server.token not in err
+    assert code == 130, err  # stopped on request, every page in flight stored
+    assert "scheduler stopped on request (SIGTERM)" in err and server.token not in err
     runs = runs_of(db, asset_uid)
     assert len(runs) >= 2 and all(s == "ok" for *_, s in runs)
     assert_never_overlapping(runs)
     add(server, asset_uid, 41, 5)
     code, err = run_scheduler(config, 2.5, server.token)
-    assert code == 0 and f"job sync:fake:{asset_uid}: resumed" in err, err
+    assert code == 130 and f"job sync:fake:{asset_uid}: resumed" in err, err
     assert len(runs_of(db, asset_uid)) > len(runs)
     wh = open_warehouse(Path(db))
     assert {n for _, t, n in wh.row_counts() if t == "household"} == {45}
@@ -128,7 +131,7 @@ def test_two_workers_on_one_postgresql_never_sync_one_asset_at_once(server, asse
     for p in procs:
         p.send_signal(signal.SIGTERM)
     errs = [p.communicate(timeout=90)[1] for p in procs]
-    assert all(p.returncode == 0 for p in procs), errs
+    assert all(p.returncode == 130 for p in procs), errs
     runs = runs_of(url, asset_uid)
     assert len(runs) >= 2, errs
     assert_never_overlapping(runs)

@@ -333,10 +333,50 @@ def test_fixed_tables_are_migrated_with_alembic(warehouse_url):
     engine.dispose()
     wh = Warehouse(warehouse_url)  # stamps 0001, then upgrades to head
     with wh.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM amina_schema_version")).scalar_one() == "0002"
+        assert conn.execute(sa.text("SELECT version_num FROM amina_schema_version")).scalar_one() == "0003"
         assert {"versions", "conflict"} <= {c["name"] for c in sa.inspect(conn).get_columns("fields")}
     wh.dispose()
     Warehouse(warehouse_url).dispose()  # idempotent
+
+
+def test_a_warehouse_of_revision_0002_keeps_its_data_with_asset_keys(warehouse_url):
+    """0003: every asset_uid column becomes asset_key (the uid), forms gains a normalised server_url."""
+    from alembic import command
+    from alembic.config import Config
+
+    from warehouse.store import MIGRATIONS
+
+    url = warehouse_url if "://" in warehouse_url else f"sqlite:///{warehouse_url}"
+    engine = sa.create_engine(url)
+    pg = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        for schema in ("restricted", "analyst") if pg else ():
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn.execution_options(
+            schema_translate_map=None if pg else {"restricted": None, "analyst": None})
+        command.upgrade(cfg, "0002")
+        conn.execute(sa.text("INSERT INTO forms (asset_uid, server_url, name, table_name) VALUES "
+                             "('aOld1234567890', 'https://KF.kobotoolbox.org/api/v2/', 'Old form', 'old_form')"))
+        conn.execute(sa.text("INSERT INTO sync_state (asset_uid, watermark_time, watermark_id, syncs_since_sweep, "
+                             "updated_at) VALUES ('aOld1234567890', '2026-01-01T00:00:00', 41, 0, '2026-01-02')"))
+        raw = '"restricted".submissions_raw' if pg else "submissions_raw"
+        conn.execute(sa.text(f"INSERT INTO {raw} (asset_uid, submission_id, uuid, digest, json, fetched_at) VALUES "
+                             "('aOld1234567890', 41, 'u', 'd', '{}', '2026-01-02')"))
+        if pg:
+            conn.execute(sa.text('CREATE VIEW analyst.forms AS SELECT * FROM forms'))
+    engine.dispose()
+    wh = Warehouse(warehouse_url)
+    with wh.engine.connect() as conn:
+        form = conn.execute(sa.select(bk.forms)).mappings().one()
+        assert (form["asset_key"], form["asset_uid"], form["server_url"]) == (
+            "aOld1234567890", "aOld1234567890", "https://kf.kobotoolbox.org")
+        assert conn.execute(sa.select(bk.submissions_raw.c.asset_key)).scalar_one() == "aOld1234567890"
+    assert wh.watermark("aOld1234567890") == Watermark("2026-01-01T00:00:00", 41)
+    assert wh.asset_key("https://kf.kobotoolbox.org", "aOld1234567890") == "aOld1234567890"
+    assert wh.asset_key("https://eu.kobotoolbox.org", "aOld1234567890") == "aOld1234567890@eu.kobotoolbox.org"
+    wh.dispose()
 
 
 def test_arabic_kurdish_and_emoji_round_trip_byte_for_byte(warehouse):

@@ -13,8 +13,10 @@ metadata = sa.MetaData()
 
 forms = sa.Table(
     "forms", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
-    sa.Column("server_url", sa.Text, nullable=False),
+    sa.Column("asset_key", sa.Text, primary_key=True,
+              comment="the asset in this warehouse: its uid, or uid@host when another server has the same uid"),
+    sa.Column("asset_uid", sa.Text, nullable=False, comment="the asset's uid on its server"),
+    sa.Column("server_url", sa.Text, nullable=False, comment="the server, normalised (scheme://host[:port])"),
     sa.Column("name", sa.Text, nullable=False, comment="the asset's name on KoBo"),
     sa.Column("form_id", sa.Text, comment="XLSForm settings form_id"),
     sa.Column("table_name", sa.Text, nullable=False, unique=True, comment="the form's submission table"),
@@ -22,12 +24,13 @@ forms = sa.Table(
     sa.Column("languages", sa.Text, comment="language codes, space separated, default first"),
     sa.Column("first_synced_at", sa.DateTime),
     sa.Column("last_synced_at", sa.DateTime),
+    sa.UniqueConstraint("server_url", "asset_uid", name="uq_forms_server_asset"),
     quote=True,
 )
 
 form_tables = sa.Table(
     "form_tables", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("table_name", sa.Text, primary_key=True),
     sa.Column("kind", sa.Text, nullable=False, comment="submissions / repeat / select_multiple"),
     sa.Column("path", sa.Text, comment="the repeat's or the question's KoBo key"),
@@ -38,7 +41,7 @@ form_tables = sa.Table(
 
 form_versions = sa.Table(
     "form_versions", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("version_uid", sa.Text, primary_key=True),
     sa.Column("content", sa.Text, nullable=False, comment="KoBo content JSON of that version, verbatim"),
     sa.Column("first_seen_at", sa.DateTime, nullable=False),
@@ -47,7 +50,7 @@ form_versions = sa.Table(
 
 fields = sa.Table(
     "fields", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("path", sa.Text, primary_key=True, comment="the question's KoBo key, group/sub/question"),
     sa.Column("part", sa.Text, primary_key=True, comment="'' or, for a geopoint, latitude/longitude/..."),
     sa.Column("table_name", sa.Text, nullable=False),
@@ -71,7 +74,7 @@ fields = sa.Table(
 
 field_labels = sa.Table(
     "field_labels", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("path", sa.Text, primary_key=True),
     sa.Column("lang", sa.Text, primary_key=True),
     sa.Column("label", sa.Text),
@@ -82,7 +85,7 @@ field_labels = sa.Table(
 
 choices = sa.Table(
     "choices", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("list_name", sa.Text, primary_key=True),
     sa.Column("code", sa.Text, primary_key=True),
     sa.Column("lang", sa.Text, primary_key=True),
@@ -93,7 +96,7 @@ choices = sa.Table(
 
 submissions_raw = sa.Table(
     "submissions_raw", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("submission_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("uuid", sa.Text, nullable=False),
     sa.Column("digest", sa.Text, nullable=False, comment="sha1 of the JSON: tells an unchanged re-fetch"),
@@ -105,7 +108,7 @@ submissions_raw = sa.Table(
 
 restricted_values = sa.Table(
     "restricted_values", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("table_name", sa.Text, primary_key=True),
     sa.Column("submission_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("row_id", sa.Text, primary_key=True, comment="'' for the submission, else the repeat's _row_id"),
@@ -117,20 +120,20 @@ restricted_values = sa.Table(
 
 attachments = sa.Table(
     "attachments", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("uid", sa.Text, primary_key=True),
     sa.Column("submission_id", sa.BigInteger, nullable=False),
     sa.Column("question_xpath", sa.Text),
     sa.Column("filename", sa.Text),
     sa.Column("mimetype", sa.Text),
     sa.Column("download_url", sa.Text),
-    sa.Index("ix_attachments_submission", "asset_uid", "submission_id"),
+    sa.Index("ix_attachments_submission", "asset_key", "submission_id"),
     quote=True,
 )
 
 sync_state = sa.Table(
     "sync_state", metadata,
-    sa.Column("asset_uid", sa.Text, primary_key=True),
+    sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("watermark_time", sa.Text, comment="_submission_time of the last submission loaded"),
     sa.Column("watermark_id", sa.BigInteger, comment="_id of the last submission loaded"),
     sa.Column("last_sweep_at", sa.DateTime, comment="when edits and deletions were last looked for"),
@@ -142,12 +145,13 @@ sync_state = sa.Table(
 sync_runs = sa.Table(
     "sync_runs", metadata,
     sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("asset_uid", sa.Text, nullable=False),
+    sa.Column("asset_key", sa.Text, nullable=False),
     sa.Column("server_url", sa.Text, nullable=False),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
     sa.Column("seconds", sa.Double),
-    sa.Column("status", sa.Text, nullable=False, comment="running / ok / failed"),
+    sa.Column("status", sa.Text, nullable=False,
+              comment="running / ok / failed / interrupted (stopped on request) / abandoned (its process ended)"),
     sa.Column("requests", sa.Integer, nullable=False, default=0),
     sa.Column("pages", sa.Integer, nullable=False, default=0),
     sa.Column("fetched", sa.Integer, nullable=False, default=0),
@@ -161,12 +165,17 @@ sync_runs = sa.Table(
     sa.Column("bad_values", sa.Integer, nullable=False, default=0,
               comment="answers kept only in the raw JSON: wrong type, unknown question, bad shape"),
     sa.Column("error", sa.Text),
+    sa.Column("quarantined", sa.Integer, nullable=False, default=0,
+              comment="submissions set aside whole in quarantine (no usable _id, or the database refused them)"),
+    sa.Column("pid", sa.Integer, comment="process id of the worker that ran it"),
+    sa.Column("host", sa.Text, comment="host name of the worker that ran it"),
+    sa.Column("heartbeat_at", sa.DateTime, comment="when the run last wrote (each stored page); see 'abandoned'"),
     quote=True,
 )
 
 submission_history = sa.Table(
     "submission_history", metadata,
-    sa.Column("asset_uid", sa.Text, nullable=False),
+    sa.Column("asset_key", sa.Text, nullable=False),
     sa.Column("submission_id", sa.BigInteger, nullable=False),
     sa.Column("seen_at", sa.DateTime, nullable=False),
     sa.Column("run_id", sa.Integer),
@@ -175,6 +184,19 @@ submission_history = sa.Table(
     sa.Column("uuid", sa.Text, comment="the submission's _uuid from then on"),
     sa.Column("validation_status", sa.Text),
     sa.Column("validation_by", sa.Text),
-    sa.Index("ix_submission_history", "asset_uid", "submission_id"),
+    sa.Index("ix_submission_history", "asset_key", "submission_id"),
+    quote=True,
+)
+
+quarantine = sa.Table(
+    "quarantine", metadata,
+    sa.Column("asset_key", sa.Text, primary_key=True),
+    sa.Column("digest", sa.Text, primary_key=True, comment="sha1 of the JSON: the same submission is kept once"),
+    sa.Column("submission_id", sa.Text, comment="the _id as the server sent it (may be missing or unusable)"),
+    sa.Column("reason", sa.Text, nullable=False, comment="why it could not be stored in the form's tables"),
+    sa.Column("json", sa.Text, nullable=False, comment="the submission exactly as the server sent it"),
+    sa.Column("first_seen_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.Integer, comment="the run that first set it aside"),
+    schema=RESTRICTED_SCHEMA,
     quote=True,
 )

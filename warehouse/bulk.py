@@ -10,13 +10,25 @@ transaction, so it commits or rolls back with everything else in that transactio
 
 from __future__ import annotations
 
+import math
 import operator
+import re
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
+from warehouse.convert import INT64_MAX, INT64_MIN, has_unstorable
+from warehouse.load import DataRefused
+
 Row = Mapping[str, Any]
+# what the drivers raise when a value (not the connection) is refused; the caller can set that value aside
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, sqlite3.ProgrammingError,
+    psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
+    OverflowError, UnicodeError, ValueError, TypeError)
 
 
 class BulkInsert:
@@ -62,6 +74,8 @@ class BulkInsert:
         return out
 
     def run(self, conn: sa.Connection, rows: Iterable[Row]) -> None:
+        """Insert the rows; raise DataRefused (table, column, reason) when the database refuses a value.
+        Other driver errors (connection, disk, locks) pass through for the caller to report."""
         values = self.tuples(rows)
         if not values:
             return
@@ -73,8 +87,30 @@ class BulkInsert:
                         copy.write_row(v)
             else:
                 cursor.executemany(self.sql, values)
+        except DATA_ERRORS as exc:
+            raise DataRefused(self.table.name, self.suspect(values, exc), driver_reason(exc)) from exc
         finally:
             cursor.close()
+
+    def suspect(self, values: list[Sequence[Any]], exc: BaseException) -> str | None:
+        """The column the database most likely refused: named by PostgreSQL, else found by looking."""
+        diag = getattr(exc, "diag", None)
+        named = getattr(diag, "column_name", None) if diag is not None else None
+        if named:
+            return str(named)
+        context = getattr(diag, "context", None) if diag is not None else None
+        found = re.search(r"column (\w+)", context or "")
+        if found:
+            return found.group(1)
+        for row in values:
+            for name, value in zip(self.columns, row, strict=False):
+                if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+                    return name
+                if isinstance(value, float) and not math.isfinite(value):
+                    return name
+                if isinstance(value, str) and has_unstorable(value):
+                    return name
+        return None
 
 
 class BulkInserts:
@@ -90,3 +126,10 @@ class BulkInserts:
         if made is None or made.table is not table:
             made = self._made[id(table)] = BulkInsert(table, self.dialect, schemas=self.schemas)
         made.run(conn, rows)
+
+
+def driver_reason(exc: BaseException) -> str:
+    """The driver's one-line reason, without the refused value itself (it may be personal data)."""
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    text = re.sub(r'(: |value )"[^"]*"', r'\1"…"', text)
+    return text[:200]

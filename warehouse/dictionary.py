@@ -16,21 +16,21 @@ def dictionary(warehouse: Warehouse, form: str | None = None) -> list[dict[str, 
     entries: list[dict[str, Any]] = []
     with warehouse.engine.connect() as conn:
         f, fl = bk.fields, bk.field_labels
-        q = sa.select(f, bk.forms.c.languages).join(bk.forms, bk.forms.c.asset_uid == f.c.asset_uid) \
-            .order_by(f.c.asset_uid, f.c.table_name, f.c.position, f.c.part)
+        q = sa.select(f, bk.forms.c.languages).join(bk.forms, bk.forms.c.asset_key == f.c.asset_key) \
+            .order_by(f.c.asset_key, f.c.table_name, f.c.position, f.c.part)
         if forms:
-            q = q.where(f.c.asset_uid.in_(forms))
+            q = q.where(f.c.asset_key.in_(forms))
         labels: dict[tuple[str, str], dict[str, str | None]] = {}
         for row in conn.execute(sa.select(fl)).mappings():
-            labels.setdefault((row["asset_uid"], row["path"]), {})[row["lang"]] = row["label"]
+            labels.setdefault((row["asset_key"], row["path"]), {})[row["lang"]] = row["label"]
         for row in conn.execute(q).mappings():
-            uid = row["asset_uid"]
-            entry = {k: row[k] for k in ("table_name", "column_name", "path", "xlsform_type", "sql_type",
+            uid = row["asset_key"]
+            entry = {k: row[k] for k in ("table_name", "column_name", "path", "name", "xlsform_type", "sql_type",
                                          "choice_list", "bridge_table", "sensitive", "conflict")}
             entry["sensitive"] = bool(entry["sensitive"])
             for lang in (row["languages"] or "").split():
                 entry[f"label_{lang}"] = labels.get((uid, row["path"]), {}).get(lang)
             entry["versions"] = row["versions"] or ""
-            entry["asset_uid"] = uid
+            entry["asset_key"] = uid
             entries.append(entry)
     return entries

@@ -1,7 +1,12 @@
 """Reading a form as pandas DataFrames, and exporting it for people who live in Excel.
 
 Everything is read from the analysts' views (warehouse.views): current submissions only, personal
-data as pseudonyms, codes or — with `lang` — labels in that language.
+data as pseudonyms, codes or — with `lang` — labels in that language. Columns keep their types
+(integers as nullable integers, dates and times as such).
+
+Exports are opened in spreadsheets, so text from the field is neutralised the way spreadsheet-injection
+guidance says: in CSV, a text value starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+leading `'` (numbers are never touched); in XLSX every text cell is written as text, never as a formula.
 
     from warehouse.export import read_form
     frames = read_form("amina.db", "vot_screening", lang="ar")        # {table: DataFrame}
@@ -16,12 +21,38 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from common.errors import ConfigError, WarehouseError
+from common.errors import ConfigError
 from warehouse import bookkeeping as bk
 from warehouse.store import Warehouse
 from warehouse.views import view_name
 
 FORMATS = ("csv", "xlsx", "parquet")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """A text value a spreadsheet would run as a formula gets a leading quote; anything else is unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _typed(frame: pd.DataFrame, types: dict[str, sa.types.TypeEngine]) -> pd.DataFrame:
+    """The frame with each column in its warehouse type: nullable integers, datetimes, dates."""
+    for column in frame.columns:
+        kind = types.get(column)
+        if kind is None:
+            continue
+        try:
+            if isinstance(kind, sa.Integer):
+                frame[column] = pd.array(frame[column], dtype="Int64")
+            elif isinstance(kind, sa.DateTime):
+                frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+            elif isinstance(kind, sa.Date):
+                frame[column] = pd.to_datetime(frame[column], format="ISO8601").dt.date
+        except (TypeError, ValueError):  # e.g. a pseudonym in a column that once held numbers: keep as it is
+            continue
+    return frame
 
 
 def _view(warehouse: Warehouse, table: str, lang: str | None) -> str:
@@ -38,20 +69,23 @@ def read_form(target: str | Warehouse, form: str, *, lang: str | None = None, si
     `lang`: labels in that language instead of codes. `since`: submissions from that day (UTC) on.
     `join_repeats`: each repeat's frame also carries its parent's columns (prefixed with the parent
     table's name), so one frame answers "participants with their session's governorate"."""
-    warehouse = target if isinstance(target, Warehouse) else Warehouse(target)
-    asset_uid, root = warehouse.find_form(form)
+    warehouse = target if isinstance(target, Warehouse) else Warehouse(target, create=False)
+    key, root = warehouse.find_form(form)
     if lang is not None:
         with warehouse.engine.connect() as conn:
-            langs = (conn.execute(sa.select(bk.forms.c.languages).where(bk.forms.c.asset_uid == asset_uid))
+            langs = (conn.execute(sa.select(bk.forms.c.languages).where(bk.forms.c.asset_key == key))
                      .scalar_one() or "").split()
         if lang not in langs:
             raise ConfigError(f"form {root} has no language '{lang}' (it has: {', '.join(langs)})")
     frames: dict[str, pd.DataFrame] = {}
-    tables = warehouse.tables_of(asset_uid)
+    tables = warehouse.tables_of(key)
     with warehouse.engine.connect() as conn:
+        inspector = sa.inspect(conn)
         for table, kind, _parent in tables:
             view = _view(warehouse, table, lang if kind != "select_multiple" else None)
-            frames[table] = pd.read_sql_query(sa.text(f"SELECT * FROM {view}"), conn)
+            types = {c["name"]: c["type"] for c in inspector.get_columns(table)}
+            frame = pd.read_sql_query(sa.text(f"SELECT * FROM {view}"), conn)
+            frames[table] = _typed(frame, types)
     if since is not None:
         top = frames[root]
         keep = top[pd.to_datetime(top["_submission_time"]) >= pd.Timestamp(since)]
@@ -79,8 +113,16 @@ def export_form(target: str | Warehouse, form: str, fmt: str, out: Path, *, lang
     """One file per table (csv, parquet) or one sheet per table (xlsx); returns what was written."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: '{fmt}' must be one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ConfigError("parquet export needs pyarrow: pip install 'amina-sync[parquet]'") from None
     frames = read_form(target, form, lang=lang, since=since)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot make the export directory {out}: {exc.strerror or exc}") from None
     suffix = f"_{lang}" if lang else ""
     written: list[Path] = []
     if fmt == "xlsx":
@@ -89,18 +131,26 @@ def export_form(target: str | Warehouse, form: str, fmt: str, out: Path, *, lang
             for table, frame in frames.items():
                 sheet = _sheet_name(table, next(iter(frames)))
                 frame.to_excel(writer, sheet_name=sheet, index=False)
+                worksheet = writer.sheets[sheet]
+                for row in worksheet.iter_rows():
+                    for cell in row:
+                        if cell.data_type == "f":  # openpyxl reads a text starting with "=" as a formula
+                            cell.data_type = "s"
                 if lang in ("ar", "ckb", "fa", "he", "ur"):
-                    writer.sheets[sheet].sheet_view.rightToLeft = True
+                    worksheet.sheet_view.rightToLeft = True
         return [path]
     for table, frame in frames.items():
         path = out / f"{table}{suffix}.{fmt}"
         if fmt == "csv":
-            frame.to_csv(path, index=False, encoding="utf-8-sig")  # the BOM makes Excel read Arabic right
+            text = frame.copy()
+            for column in text.columns:
+                if pd.api.types.is_datetime64_any_dtype(text[column]):
+                    text[column] = text[column].map(lambda t: t.isoformat() if pd.notna(t) else None)
+                elif not pd.api.types.is_numeric_dtype(text[column]):
+                    text[column] = text[column].map(neutralise)
+            text.to_csv(path, index=False, encoding="utf-8-sig")  # the BOM makes Excel read Arabic right
         else:
-            try:
-                frame.to_parquet(path, index=False)
-            except ImportError as exc:
-                raise WarehouseError("parquet export needs pyarrow: pip install 'amina-sync[parquet]'") from exc
+            frame.to_parquet(path, index=False)
         written.append(path)
     return written
 

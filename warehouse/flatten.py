@@ -14,42 +14,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forms.schema import SYSTEM_PREFIXES, Field, Kind
+from warehouse.convert import (
+    BadValue,
+    from_unix_seconds,
+    to_date,
+    to_decimal,
+    to_int,
+    to_utc_naive,
+)
 from warehouse.protect import COARSE_DIGITS, Pseudonymizer
 from warehouse.tables import FormTables, TablePlan
 
 Converter = Callable[[str], Any]
 
 
-class BadValue(ValueError):
-    pass
-
-
-def _to_int(v: str) -> int:
-    try:
-        return int(v)
-    except ValueError:
-        f = float(v)  # "3.0" from some clients is still an integer answer
-        if not f.is_integer():
-            raise
-        return int(f)
-
-
-def _to_date(v: str) -> dt.date:
-    return dt.date.fromisoformat(v[:10]) if len(v) >= 10 and v[4] == "-" else dt.date.fromisoformat(v)
-
-
-def to_utc_naive(v: str) -> dt.datetime:
-    """An ODK/KoBo datetime ('2026-03-10T09:12:45.123+03:00' or UTC without zone) → naive UTC."""
-    value = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
 _CONVERTERS: dict[Kind, Converter] = {
-    Kind.INTEGER: _to_int,
-    Kind.DECIMAL: float,
-    Kind.DATE: _to_date,
+    Kind.INTEGER: to_int,
+    Kind.DECIMAL: to_decimal,
+    Kind.DATE: to_date,
     Kind.DATETIME: to_utc_naive,
     Kind.TIME: str,
     Kind.TEXT: str,
@@ -61,11 +43,16 @@ _CONVERTERS: dict[Kind, Converter] = {
 def _geopoint(v: str) -> tuple[float | None, ...]:
     parts = v.split()
     if len(parts) < 2 or len(parts) > 4:
-        raise BadValue(v)
-    nums = [float(p) for p in parts]
+        raise BadValue("is not a geopoint (latitude longitude [altitude [accuracy]])")
+    nums = [to_decimal(p) for p in parts]
     if not (-90 <= nums[0] <= 90 and -180 <= nums[1] <= 180):
-        raise BadValue(v)
+        raise BadValue("is not a geopoint (latitude or longitude out of range)")
     return tuple(nums) + (None,) * (4 - len(nums))
+
+
+def bad_value(key: str, raw: str, reason: str) -> str:
+    """One `_issues` entry: the question, the raw text (shortened), and why it was not stored."""
+    return f"{key}: {raw[:40]!r} {reason}"
 
 
 @dataclass(slots=True)
@@ -135,12 +122,13 @@ class Flattener:
         return _CompiledTable(name=plan.name, steps=tuple(steps), template=template,
                               children=plan.children, known=frozenset(known))
 
-    def flatten_into(self, page: FlatPage, submission: Mapping[str, Any], synced_at: dt.datetime) -> list[str]:
-        """Append the submission's rows to `page`; return what could not be stored in typed columns."""
-        issues: list[str] = []
-        sid = int(submission["_id"])
+    def flatten_into(self, page: FlatPage, submission: Mapping[str, Any], sid: int, synced_at: dt.datetime,
+                     issues: list[str] | None = None) -> list[str]:
+        """Append the rows of the submission (whose `_id` the caller has checked: `sid`) to `page`; return what
+        could not be stored in typed columns (`issues` may bring what was found before, e.g. text scrubbed)."""
+        issues = issues if issues is not None else []
         root = self._compiled[None]
-        row = system_values(submission, issues)
+        row = system_values(submission, sid, issues)
         row["_synced_at"] = synced_at
         row.update(root.template)
         self._level(page, root, submission, row, sid, None, issues, is_root=True)
@@ -166,8 +154,8 @@ class Flattener:
             elif mode == _CONVERT:
                 try:
                     row[column] = convert(raw)
-                except (ValueError, IndexError):
-                    issues.append(f"{key}: {raw[:40]!r} is not a valid {step.field.kind.value}")
+                except BadValue as exc:
+                    issues.append(bad_value(key, raw, str(exc)))
             elif mode == _CHOICES:
                 row[column] = raw
                 add = page.add
@@ -177,8 +165,8 @@ class Flattener:
             elif mode == _GEOPOINT:
                 try:
                     row.update(zip(step.columns, _geopoint(raw), strict=True))
-                except (ValueError, IndexError):
-                    issues.append(f"{key}: {raw[:40]!r} is not a valid {step.field.kind.value}")
+                except BadValue as exc:
+                    issues.append(bad_value(key, raw, str(exc)))
             else:
                 self._protect(page, step, raw, row, table.name, sid, row_id, issues)
         unknown = data.keys() - table.known
@@ -211,7 +199,7 @@ class Flattener:
         if step.convert is None:  # geopoint: keep only a coarse location
             try:
                 lat, lon, *_ = _geopoint(text)
-            except (ValueError, IndexError):
+            except BadValue:
                 issues.append(f"{step.key}: not a valid geopoint (kept in restricted_values)")
                 lat = lon = None
             coarse = (None if lat is None else round(lat, COARSE_DIGITS),
@@ -222,33 +210,55 @@ class Flattener:
             row[step.columns[0]] = self.pseudonymizer.pseudonym(text) if self.pseudonymizer else None
 
 
-def system_values(submission: Mapping[str, Any], issues: list[str]) -> dict[str, Any]:
-    """The submission table's system columns from KoBo's system keys."""
+def _system_text(submission: Mapping[str, Any], key: str, issues: list[str]) -> str | None:
+    value = submission.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    issues.append(f"{key}: expected text, got {type(value).__name__}")
+    return None
+
+
+def system_values(submission: Mapping[str, Any], sid: int, issues: list[str]) -> dict[str, Any]:
+    """The submission table's system columns from KoBo's system keys (each converted, never trusted)."""
     status = submission.get("_validation_status") or {}
     if not isinstance(status, Mapping):
+        issues.append(f"_validation_status: expected an object, got {type(status).__name__}")
         status = {}
-    stamp = status.get("timestamp")
-    root_uuid = submission.get("meta/rootUuid") or submission.get("meta/instanceID")
+    root_uuid = _system_text(submission, "meta/rootUuid", issues) or _system_text(submission, "meta/instanceID", [])
     values: dict[str, Any] = {
-        "_id": int(submission["_id"]),
-        "_uuid": str(submission.get("_uuid") or ""),
-        "_root_uuid": str(root_uuid).removeprefix("uuid:") if root_uuid else None,
-        "_instance_id": submission.get("meta/instanceID"),
+        "_id": sid,
+        "_uuid": _system_text(submission, "_uuid", issues) or "",
+        "_root_uuid": root_uuid.removeprefix("uuid:") if root_uuid else None,
+        "_instance_id": _system_text(submission, "meta/instanceID", issues),
         "_duplicate_of": None,
         "_submission_time": None,
-        "_submitted_by": submission.get("_submitted_by"),
-        "_version": submission.get("__version__"),
-        "_status": submission.get("_status"),
-        "_validation_status": status.get("uid"),
-        "_validation_by": status.get("by_whom"),
-        "_validation_at": dt.datetime.fromtimestamp(stamp, dt.UTC).replace(tzinfo=None)
-        if isinstance(stamp, int | float) else None,
+        "_submitted_by": _system_text(submission, "_submitted_by", issues),
+        "_version": _system_text(submission, "__version__", issues),
+        "_status": _system_text(submission, "_status", issues),
+        "_validation_status": _system_text(status, "uid", issues),
+        "_validation_by": _system_text(status, "by_whom", issues),
+        "_validation_at": validation_time(status, issues),
         "_deleted_at": None,
     }
     when = submission.get("_submission_time")
     if when:
         try:
             values["_submission_time"] = to_utc_naive(str(when))
-        except ValueError:
-            issues.append(f"_submission_time: {str(when)[:40]!r} is not a date and time")
+        except BadValue as exc:
+            issues.append(bad_value("_submission_time", str(when), str(exc)))
     return values
+
+
+def validation_time(status: Mapping[str, Any], issues: list[str] | None = None) -> dt.datetime | None:
+    """When a validation status was set (KoBo's `timestamp`), or None when absent or unusable."""
+    stamp = status.get("timestamp")
+    if stamp is None:
+        return None
+    try:
+        return from_unix_seconds(stamp)
+    except BadValue as exc:
+        if issues is not None:
+            issues.append(bad_value("_validation_status.timestamp", str(stamp), str(exc)))
+        return None

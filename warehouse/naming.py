@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
 
 MAX_IDENTIFIER = 63
 _HASH_LEN = 8
@@ -47,27 +48,46 @@ class NameAllocator:
     with a hash of its own source text, so the result depends only on the order of claims.
     """
 
-    def __init__(self, reserved: set[str] | None = None):
+    def __init__(self, reserved: set[str] | None = None, *, free: Callable[[str], bool] | None = None):
         self._taken: dict[str, str] = {name: f"<reserved {name}>" for name in reserved or set()}
+        self._free = free  # a further test a name must pass (e.g. that the views it brings are free too)
+
+    def _ok(self, name: str, source: str) -> bool:
+        owner = self._taken.get(name)
+        if owner == source:
+            return True
+        return owner is None and (self._free is None or self._free(name))
 
     def claim_first(self, candidates: list[str], source: str) -> str:
         """The first candidate still free (short name, then path-based), else the last one hashed."""
         for wanted in candidates:
             name = identifier(wanted)
-            if self._taken.get(name) in (None, source):
+            if self._ok(name, source):
                 self._taken[name] = source
                 return name
         return self.claim(candidates[-1], source)
 
     def claim(self, wanted: str, source: str) -> str:
         name = identifier(wanted)
-        owner = self._taken.get(name)
-        if owner is None or owner == source:
+        if self._ok(name, source):
             self._taken[name] = source
             return name
-        suffix = short_hash(source, 6)
-        candidate = identifier(f"{wanted}_{suffix}")
-        if len(candidate) > MAX_IDENTIFIER or candidate in self._taken:
-            candidate = f"{name[: MAX_IDENTIFIER - 7]}_{suffix}"
+        for attempt in range(100):
+            suffix = short_hash(source if attempt == 0 else f"{source}#{attempt}", 6)
+            candidate = identifier(f"{wanted}_{suffix}")
+            if len(candidate) > MAX_IDENTIFIER or candidate in self._taken:
+                candidate = f"{name[: MAX_IDENTIFIER - 7]}_{suffix}"
+            if self._ok(candidate, source):
+                break
         self._taken[candidate] = source
         return candidate
+
+
+def view_name(table: str, suffix: str = "current") -> str:
+    """The name of one analyst view of a table: `<table>_current`, `<table>_<lang>`."""
+    return identifier(f"{table}_{suffix}")
+
+
+def view_names(table: str, languages: tuple[str, ...] | list[str]) -> list[str]:
+    """Every analyst view a table may have: current rows, and labelled in each language."""
+    return [view_name(table), *(view_name(table, lang) for lang in languages)]

@@ -14,6 +14,7 @@ from warehouse.store import Warehouse, utcnow
 
 @dataclass(slots=True)
 class AssetStatus:
+    asset_key: str  # the asset in this warehouse: its uid, or uid@host
     asset_uid: str
     name: str
     server_url: str
@@ -26,6 +27,8 @@ class AssetStatus:
     newest_submission_at: dt.datetime | None = None
     submissions: int = 0  # stored and not deleted
     deleted: int = 0
+    quarantined: int = 0  # submissions kept aside whole (no usable _id, or refused by the database)
+    last_sweep_at: dt.datetime | None = None
     rows: dict[str, int] = field(default_factory=dict)
     server_submissions: int | None = None  # filled by the caller when it asks KoBo
     stale: bool = False
@@ -46,30 +49,37 @@ def _age(value: dt.datetime | str | None) -> dt.datetime | None:
 
 
 def asset_statuses(warehouse: Warehouse) -> list[AssetStatus]:
+    """What the warehouse knows of each asset: the one place that reads the run and sync bookkeeping for
+    people (status, the report's freshness section)."""
     counts: dict[str, dict[str, int]] = {}
-    for uid, table, n in warehouse.row_counts():
-        counts.setdefault(uid, {})[table] = n
+    for key, table, n in warehouse.row_counts():
+        counts.setdefault(key, {})[table] = n
     out: list[AssetStatus] = []
     with warehouse.engine.connect() as conn:
-        forms = conn.execute(sa.select(bk.forms).order_by(bk.forms.c.name)).mappings().all()
+        forms = conn.execute(sa.select(bk.forms).order_by(bk.forms.c.name, bk.forms.c.asset_key)).mappings().all()
         inspector = sa.inspect(conn)
+        q = bk.quarantine
+        set_aside = dict(conn.execute(sa.select(q.c.asset_key, sa.func.count()).group_by(q.c.asset_key)).all())
+        sweeps = dict(conn.execute(sa.select(bk.sync_state.c.asset_key, bk.sync_state.c.last_sweep_at)).all())
         for f in forms:
-            st = AssetStatus(asset_uid=f["asset_uid"], name=f["name"], server_url=f["server_url"],
-                             table=f["table_name"], rows=counts.get(f["asset_uid"], {}))
+            key = f["asset_key"]
+            st = AssetStatus(asset_key=key, asset_uid=f["asset_uid"], name=f["name"], server_url=f["server_url"],
+                             table=f["table_name"], rows=counts.get(key, {}), quarantined=int(set_aside.get(key, 0)),
+                             last_sweep_at=_age(sweeps.get(key)))
             runs = bk.sync_runs
-            last = conn.execute(sa.select(runs).where(runs.c.asset_uid == st.asset_uid)
+            last = conn.execute(sa.select(runs).where(runs.c.asset_key == key)
                                 .order_by(runs.c.run_id.desc()).limit(1)).mappings().first()
             if last:
                 st.last_run_id, st.last_run_status = last["run_id"], last["status"]
             ok = conn.execute(sa.select(sa.func.max(runs.c.finished_at))
-                              .where(runs.c.asset_uid == st.asset_uid, runs.c.status == "ok")).scalar()
+                              .where(runs.c.asset_key == key, runs.c.status == "ok")).scalar()
             st.last_success_at = _age(ok)
             failed = conn.execute(sa.select(runs.c.run_id, runs.c.error)
-                                  .where(runs.c.asset_uid == st.asset_uid, runs.c.status == "failed")
+                                  .where(runs.c.asset_key == key, runs.c.status.in_(("failed", "abandoned")))
                                   .order_by(runs.c.run_id.desc()).limit(1)).first()
             if failed:
                 st.last_error_run_id, st.last_error = failed.run_id, failed.error
-            st.failing = st.last_run_status == "failed"
+            st.failing = st.last_run_status in ("failed", "abandoned")
             if inspector.has_table(st.table):
                 root = sa.table(st.table, sa.column("_submission_time"), sa.column("_deleted_at"))
                 newest, live, gone = conn.execute(sa.select(
@@ -85,5 +95,5 @@ def judge_staleness(statuses: list[AssetStatus], max_age: dict[str, float], defa
     """Mark assets whose last successful sync is older than allowed (seconds, per asset uid)."""
     now = utcnow()
     for st in statuses:
-        allowed = max_age.get(st.asset_uid, default_max_age)
+        allowed = max_age.get(st.asset_key, default_max_age)
         st.stale = st.last_success_at is None or (now - st.last_success_at).total_seconds() > allowed

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from forms.schema import Field, FormSchema, Kind, Repeat
-from warehouse.naming import NameAllocator, identifier
+from warehouse.naming import NameAllocator, identifier, view_names
 
 GEO_PARTS = ("latitude", "longitude", "altitude", "precision")
 
@@ -95,11 +95,16 @@ class TablePlan:
 class FormTables:
     """The tables of one form, as SQLAlchemy Core objects plus the plan the flattener follows."""
 
-    def __init__(self, schema: FormSchema, base_name: str, metadata: sa.MetaData | None = None):
+    def __init__(self, schema: FormSchema, base_name: str, metadata: sa.MetaData | None = None, *,
+                 avoid: set[str] | frozenset[str] = frozenset()):
+        """`avoid`: names other objects of the warehouse have; no table of this form (nor a view it brings)
+        takes one of them."""
         self.schema = schema
         self.base = identifier(base_name)
+        self.avoid = frozenset(avoid)
         self.metadata = metadata if metadata is not None else sa.MetaData()
-        table_names = NameAllocator()
+        table_names = NameAllocator(set(self.avoid) - {self.base},
+                                    free=lambda name: not set(view_names(name, schema.languages)) & self.avoid)
         table_names.claim(self.base, "<submissions>")
         self.plans: dict[str | None, TablePlan] = {}
         self.bridge_plans: dict[str, BridgePlan] = {}

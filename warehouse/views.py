@@ -17,19 +17,31 @@ import sqlalchemy as sa
 
 from forms.schema import Field, Kind
 from warehouse import bookkeeping as bk
-from warehouse.naming import identifier
+from warehouse.convert import storable
+from warehouse.naming import view_name, view_names
 from warehouse.tables import FormTables
 
 ANALYST_ROLE = "amina_analyst"
 DICTIONARY = ("forms", "fields", "field_labels", "choices", "sync_runs")
 
 
-def view_name(table: str, suffix: str = "current") -> str:
-    return identifier(f"{table}_{suffix}")
+__all__ = ["ANALYST_ROLE", "create_views", "grant_analyst", "view_name", "view_names"]
+
+
+def execute_ddl(conn: sa.Connection, sql: str) -> None:
+    """Run a statement with no parameters on the driver itself, inside the connection's transaction: neither
+    SQLAlchemy (':name') nor psycopg ('%s', '%') looks for placeholders in it."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    """A SQL string literal: quotes doubled; NUL (no engine can hold it) replaced. Both engines read
+    backslashes literally (PostgreSQL with standard_conforming_strings, its default since 9.1)."""
+    return "'" + storable(text).replace("'", "''") + "'"
 
 
 class _Sql:
@@ -45,8 +57,10 @@ class _Sql:
         return self.quote(name)
 
     def replace_view(self, name: str, body: str) -> None:
-        self.conn.execute(sa.text(f"DROP VIEW IF EXISTS {self.view(name)}"))
-        self.conn.execute(sa.text(f"CREATE VIEW {self.view(name)} AS {body}"))
+        """Straight to the driver: labels are quoted literals in `body`, and nothing in it may be read as a bind
+        parameter (a label like 'نوع :العمل' would be, through sqlalchemy.text)."""
+        execute_ddl(self.conn, f"DROP VIEW IF EXISTS {self.view(name)}")
+        execute_ddl(self.conn, f"CREATE VIEW {self.view(name)} AS {body}")
 
     def joined_labels(self, bridge: str, labels: dict[str, str], in_repeat: bool) -> str:
         """A readable list of a select_multiple's labels, in the order they were chosen."""
