@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class RawNumber(str):
+    """A JSON number no double can hold (1e400, NaN, Infinity), kept as the text the server sent."""
 REPLACEMENT = "\ufffd"
 
 

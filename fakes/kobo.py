@@ -67,6 +67,15 @@ FAULTS = ("429", "500", "502", "503", "504", "reset", "truncated", "hang", "repe
 
 
 @dataclass
+class Tamper:
+    """A change to the JSON answers of requests whose path contains `path` (see FakeKobo.tamper)."""
+
+    path: str
+    change: Callable[[Any], Any]
+    times: int | None = None  # None: every matching answer
+
+
+@dataclass
 class Fault:
     """A misbehaviour to inflict on the next `times` requests whose path contains `path` (see FakeKobo.inject)."""
 
@@ -176,6 +185,11 @@ class Handler(BaseHTTPRequestHandler):
                 self._fail_early(fault)
             self._route(method)
         except Reply as reply:
+            for tamper in self.server.take_tampers(parts.path):  # each in turn, while the answer is still JSON
+                if reply.status != 200 or reply.raw is not None:
+                    break
+                changed = tamper.change(reply.body)
+                reply = changed if isinstance(changed, Reply) else Reply(200, changed, headers=reply.headers)
             if fault is not None and reply.status == 200 and reply.raw is None:
                 self._misbehave(fault, reply)
             else:
@@ -640,6 +654,17 @@ class _Server(ThreadingHTTPServer):
     host_port: str
     faults: list[Fault]
     faults_lock: threading.Lock
+    tampers: list[Tamper]
+
+    def take_tampers(self, path: str) -> list[Tamper]:
+        taken = []
+        with self.faults_lock:
+            for tamper in self.tampers:
+                if tamper.path in path and (tamper.times is None or tamper.times > 0):
+                    if tamper.times is not None:
+                        tamper.times -= 1
+                    taken.append(tamper)
+        return taken
 
     def take_fault(self, path: str) -> Fault | None:
         with self.faults_lock:
@@ -666,6 +691,7 @@ class FakeKobo:
         self.password = password
         self.store = KoboStore(seed=seed, owner=username)
         self.faults: list[Fault] = []
+        self.tampers: list[Tamper] = []
         self._faults_lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -679,7 +705,7 @@ class FakeKobo:
     def start(self) -> FakeKobo:
         httpd = _Server(("127.0.0.1", self.port), Handler)
         httpd.store, httpd.token, httpd.password = self.store, self.token, self.password
-        httpd.faults, httpd.faults_lock = self.faults, self._faults_lock
+        httpd.faults, httpd.faults_lock, httpd.tampers = self.faults, self._faults_lock, self.tampers
         httpd.host_port = f"127.0.0.1:{httpd.server_address[1]}"
         self._httpd = httpd
         self.store.base_url = self.base_url
@@ -700,9 +726,18 @@ class FakeKobo:
             self.faults.append(fault)
         return fault
 
+    def tamper(self, path: str, change: Callable[[Any], Any], *, times: int | None = None) -> Tamper:
+        """Rewrite the JSON answers (status 200) of requests whose path contains `path`: `change(body)` returns the
+        new body, or a `Reply` (raw bytes, another status, headers) — a hostile server for the tests."""
+        tamper = Tamper(path, change, times)
+        with self._faults_lock:
+            self.tampers.append(tamper)
+        return tamper
+
     def clear_faults(self) -> None:
         with self._faults_lock:
             self.faults.clear()
+            self.tampers.clear()
 
     def stop(self) -> None:
         if self._httpd is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -33,7 +34,7 @@ import requests
 
 from common.errors import ConfigError, KoboRefused, KoboUnavailable
 from common.gcpause import gc_paused
-from common.text import storable, storable_json
+from common.text import RawNumber, storable, storable_json
 from sync.origin import normalize_server_url, resolve, same_origin, shown
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def check_asset_uid(value: Any) -> str:
         raise ConfigError(f"'{storable(str(value))[:60]}' is not a KoBo asset uid (like aX7Yk3mQ9pLrT2vB8cN4dW)")
     return value
 _SUSPECT_TEXT = re.compile(rb"\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")  # NUL or a surrogate escape
+# an integer of 20 digits or more where a JSON value starts: orjson would read it as a double, silently
+_BIG_INTEGER = re.compile(rb"[:\[,]\s*-?[0-9]{20,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +78,26 @@ class Parsed:
 
 
 def parse_json(content: bytes) -> Parsed:
-    """orjson, else the standard library (big integers, lone surrogates, raw control characters, invalid
-    UTF-8 replaced); raises ValueError when neither can read it."""
-    try:
-        with gc_paused():  # a page is ~100k new objects: a collection in the middle only costs time
-            body = orjson.loads(content)
-        return Parsed(body, _SUSPECT_TEXT.search(content) is not None)
-    except orjson.JSONDecodeError:
-        pass
+    """orjson, else the standard library (integers beyond 64 bits kept exact, numbers beyond a double kept as
+    their text, lone surrogates, raw control characters, invalid UTF-8 replaced); raises ValueError when
+    neither can read it."""
+    if not _BIG_INTEGER.search(content):
+        try:
+            with gc_paused():  # a page is ~100k new objects: a collection in the middle only costs time
+                body = orjson.loads(content)
+            return Parsed(body, _SUSPECT_TEXT.search(content) is not None)
+        except orjson.JSONDecodeError:
+            pass
     text = content.decode("utf-8", errors="replace")
     try:
-        return Parsed(json.loads(text, strict=False), True)
+        return Parsed(json.loads(text, strict=False, parse_float=_float, parse_constant=RawNumber), True)
     except (ValueError, RecursionError) as exc:
         raise ValueError(str(exc)) from None
+
+
+def _float(text: str) -> float | RawNumber:
+    value = float(text)
+    return value if math.isfinite(value) else RawNumber(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,8 +376,9 @@ class KoboClient:
         parsed = self.get_parsed(f"/api/v2/assets/{check_asset_uid(uid)}/data/", params, check)
         body = parsed.body
         following = body.get("next")
-        return Page(count=_count(body) or 0, next=following if isinstance(following, str) and following else None,
-                    results=body["results"], dirty=parsed.dirty)
+        if not isinstance(following, str):  # a `next` that is not a link: more only if the page was full
+            following = "(more)" if following not in (None, False, "") and len(body["results"]) >= limit else None
+        return Page(count=_count(body) or 0, next=following or None, results=body["results"], dirty=parsed.dirty)
 
     def iter_data_pages(
         self,

@@ -16,11 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from common.text import has_unstorable, scrub, storable
+from common.text import RawNumber, has_unstorable, scrub, storable
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 __all__ = ["BadValue", "has_unstorable", "json_text", "scrub", "storable", "submission_id"]
@@ -117,12 +118,41 @@ def submission_id(value: Any) -> int | str:
 
 
 def json_text(value: Any) -> str:
-    """JSON text of a parsed answer, exactly as received: orjson, or for text orjson refuses (lone surrogates)
-    the standard library with every non-ASCII character escaped."""
+    """JSON text of a parsed answer, as received: orjson, or for what orjson refuses (lone surrogates, integers
+    beyond 64 bits, numbers kept as text) a writer that escapes every non-ASCII character of text and writes
+    such numbers as they came."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)
+        out: list[str] = []
+        _write_json(value, out)
+        return "".join(out)
+
+
+def _write_json(value: Any, out: list[str]) -> None:
+    if isinstance(value, RawNumber):
+        out.append(str.__str__(value))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=True))
+    elif value is None or isinstance(value, bool | int):
+        out.append(json.dumps(value))
+    elif isinstance(value, float):
+        out.append(repr(value) if math.isfinite(value) else json.dumps(str(value)))
+    elif isinstance(value, Mapping):
+        out.append("{")
+        for i, (k, v) in enumerate(value.items()):
+            out.append(("," if i else "") + json.dumps(str(k), ensure_ascii=True) + ":")
+            _write_json(v, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(",")
+            _write_json(v, out)
+        out.append("]")
+    else:
+        out.append(json.dumps(str(value), ensure_ascii=True))
 
 
 def _excerpt(value: Any) -> str:
