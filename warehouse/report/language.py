@@ -16,6 +16,7 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol, get_minus_sign_symbol
 
 from common.errors import ConfigError
+from warehouse.report.model import Cell, Shown
 
 # Babel locale per report language: Iraq's conventions (its Arabic month names, Arabic-Indic digits).
 LOCALES = {"en": "en_GB", "ar": "ar_IQ", "ckb": "ckb_IQ"}
@@ -194,3 +195,12 @@ class Language:
         if self.digits != _DIGITS["latn"]:
             spec["numerals"] = list(self.digits)
         return spec
+
+
+def cell_text(cell: Cell, lang: Language, threshold: int, decimals: int = 0, signed: bool = False) -> str:
+    """How a cell is written: its number, '<5' when below the threshold, or the mark of a hidden complement."""
+    if cell.shown is Shown.SMALL:
+        return f"<{lang.number(threshold)}"
+    if cell.shown is Shown.HIDDEN:
+        return COMPLEMENT_MARK
+    return lang.number(cell.value, decimals, signed=signed)

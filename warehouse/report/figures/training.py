@@ -144,7 +144,7 @@ def _change_histogram(changes: list[float], lang: Language) -> Figure:
         k = math.floor(c)
         bins[str(k)] = bins.get(str(k), 0) + 1
     keys = sorted(int(k) for k in bins)
-    rows = [Category(str(k), f"{lang.number(k, signed=True)} … {lang.number(k + 1, signed=True)}")
+    rows = [Category(str(k), f"{lang.number(k, signed=True)}…{lang.number(k + 1, signed=True)}")
             for k in range(keys[0], keys[-1] + 1)] if keys else []
     return count_figure("training.change_distribution", lang.t("change_distribution"), lang.t("change"), rows,
                         Category("sessions", lang.t("sessions")), bins, chart=Chart.HISTOGRAM)
