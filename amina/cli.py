@@ -156,7 +156,7 @@ def sync(
 def run_config(cfg) -> int:  # type: ignore[no-untyped-def]
     """Sync every asset of the config in turn; one failing asset does not stop the others.
     Returns how many failed."""
-    from amina.jobs import run_asset_config
+    from amina.jobs import run_asset_config, write_configured_report
     from warehouse.store import Warehouse
 
     warehouse = Warehouse(cfg.warehouse_url, pseudonymizer=pseudonymizer_from_env())
@@ -174,6 +174,9 @@ def run_config(cfg) -> int:  # type: ignore[no-untyped-def]
                     reports.append(outcome)
     if reports:
         print_reports(reports)
+    write_configured_report(cfg, warehouse)
+    if cfg.report is not None and cfg.report.path.exists():
+        out.print(f"report: {cfg.report.path}")
     warehouse.dispose()
     return failures
 
@@ -253,6 +256,37 @@ def export_cmd(
         raise ConfigError(f"--since: '{since}' is not a date like 2026-03-01") from None
     for path in export_form(db, form, fmt, out_dir, lang=lang, since=day):
         out.print(f"wrote {path}")
+
+
+def _day(flag: str, value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise ConfigError(f"{flag}: '{value}' is not a date like 2026-03-01") from None
+
+
+@app.command("report")
+def report_cmd(
+    db: str = typer.Option("amina.db", "--db", help="Warehouse: a SQLite file or a SQLAlchemy URL."),
+    start: str = typer.Option(None, "--from", help="First day covered (YYYY-MM-DD); default: from the start."),
+    end: str = typer.Option(None, "--to", help="Last day covered (YYYY-MM-DD); default: up to now."),
+    lang: str = typer.Option("en", "--lang", help="en, ar or ckb (Arabic and Kurdish right to left)."),
+    out_file: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
+    threshold: int = typer.Option(5, "--threshold", help="Screening and assistance counts below this are hidden."),
+    stale_hours: float = typer.Option(24.0, "--stale-after", help="Hours without a successful sync that make a "
+                                      "form's data stale."),
+) -> None:
+    """The programme report: one self-contained HTML file (charts inside, opens offline) from the analysts' views."""
+    from warehouse.report import ReportOptions, write_report
+    from warehouse.store import Warehouse
+
+    options = ReportOptions(lang=lang, start=_day("--from", start), end=_day("--to", end), threshold=threshold,
+                            stale_after_hours=stale_hours)
+    options.check()
+    if "://" not in db and not Path(db).expanduser().exists():
+        raise ConfigError(f"--db: no warehouse at {db} (sync into it first, or name another with --db)")
+    path = write_report(Warehouse(db), out_file, options)
+    out.print(f"wrote the report ({lang}) to {path}")
 
 
 @app.command()

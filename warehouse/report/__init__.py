@@ -98,7 +98,7 @@ def write_report(warehouse: Warehouse, path: Path, options: ReportOptions) -> Pa
             handle.write(html)
         os.replace(tmp, path)
     except OSError as exc:
-        raise ConfigError(f"cannot write the report to {path}: {exc.strerror or exc} (choose another --out, or "
-                          "another [report] path)") from exc
+        raise ConfigError(f"cannot write the report to {path}: {exc.strerror or exc} (choose another file: --out, "
+                          "or path in the report table of the config)") from exc
     log.info("wrote the %s report to %s (%d bytes)", options.lang, path, len(html.encode()))
     return path

@@ -14,6 +14,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
+import altair as alt
 import jinja2
 from markupsafe import Markup
 
@@ -22,7 +23,8 @@ from warehouse.report.figures.common import TOTAL
 from warehouse.report.language import COMPLEMENT_MARK, Language, cell_text
 from warehouse.report.model import Cell, Figure, Report, Shown
 
-VEGA_LITE = "6.4"  # the Vega-Lite version of the inlined bundle; Altair writes specifications for it
+# the inlined bundle's Vega-Lite is the one Altair writes specifications for ('v6.4.1' → '6.4')
+VEGA_LITE = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
 
 
 @dataclass
