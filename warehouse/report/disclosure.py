@@ -5,10 +5,11 @@ that an empty category cannot be told from a small one.
 
 Secondary (complementary) suppression: a figure shows sums — the rows of a column add up to its total,
 a cross-table's rows and columns to theirs, the headline count of presumed victims is the total of each
-table about them. Wherever exactly one member of such a sum is hidden, it could be worked out by
-subtraction, so one more is hidden: the smallest count still shown among the parts, or the total when
-every part is hidden already. This repeats until no sum has exactly one hidden member. Because a cell
-that stands in several figures is one object, hiding it hides it everywhere.
+table about them. Where the hidden parts of a sum add up to less than the threshold, they could be
+worked out (or narrowed down) by subtracting the others from the total, so one more part is hidden — the
+smallest count still shown, or the total when every part is hidden already; and a hidden total with
+every part shown gets a part hidden. This repeats until every sum is safe. Because a cell that stands
+in several figures is one object, hiding it hides it everywhere.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ def protect(figures: Iterable[Figure], headlines: Iterable[Headline], threshold:
     while changed:
         changed = False
         for total, parts in equations:
-            members = [total, *parts]
-            if sum(1 for m in members if m.hidden) != 1:
+            hidden = [p for p in parts if p.hidden]
+            # a hidden total is safe while a part is hidden too; shown parts that hide less than the threshold are not
+            unsafe = not hidden if total.hidden else bool(hidden) and sum(p.value or 0 for p in hidden) < threshold
+            if not unsafe:
                 continue
             shown = sorted((p for p in parts if not p.hidden), key=lambda c: c.value or 0)
-            pick = shown[0] if shown else total
+            pick = shown[0] if shown else (total if not total.hidden else None)
+            if pick is None:
+                continue
             pick.shown = Shown.HIDDEN
             complements += 1
             changed = True

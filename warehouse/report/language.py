@@ -113,16 +113,18 @@ TEXT: dict[str, dict[str, str]] = {
     # disclosure control
     "rule": {
         "en": "Screening and assistance records describe victims of a crime. In this report every count from them "
-              "below {t} is shown as {small}, and so that it cannot be worked out by subtracting the other counts "
-              "from a total, at least one more count of the same total is hidden as well, shown as {mark}. "
-              "Counts of trainings and awareness sessions are shown in full.",
+              "below {t} is shown as {small}. So that such a count cannot be worked out by subtracting the others "
+              "from a total, more counts of the same total are hidden, shown as {mark}, until the hidden counts "
+              "of every total add up to {t} or more. Counts of trainings and awareness sessions are shown in full.",
         "ar": "تصف سجلات الفحص والمساعدة ضحايا جريمة. في هذا التقرير يُعرض كل عدد مستخرج منها يقل عن {t} بالشكل "
-              "{small}، ولكي لا يمكن استنتاجه بطرح الأعداد الأخرى من المجموع يُخفى معه عدد آخر على الأقل من "
-              "المجموع نفسه ويُعرض بالشكل {mark}. أما أعداد التدريبات وجلسات التوعية فتُعرض كاملة.",
+              "{small}. ولكي لا يمكن استنتاج مثل هذا العدد بطرح الأعداد الأخرى من المجموع، تُخفى أعداد أخرى من "
+              "المجموع نفسه وتُعرض بالشكل {mark}، حتى يبلغ مجموع الأعداد المخفية في كل مجموع {t} أو أكثر. أما "
+              "أعداد التدريبات وجلسات التوعية فتُعرض كاملة.",
         "ckb": "تۆمارەکانی پشکنین و هاوکاری باسی قوربانییانی تاوانێک دەکەن. لەم ڕاپۆرتەدا هەر ژمارەیەک لەوانەوە "
-               "کە لە {t} کەمتر بێت وەک {small} پیشان دەدرێت، و بۆ ئەوەی بە لێدەرکردنی ژمارەکانی تر لە کۆیەک "
-               "نەدۆزرێتەوە، لانیکەم ژمارەیەکی تری هەمان کۆ دەشاردرێتەوە و وەک {mark} پیشان دەدرێت. ژمارەکانی "
-               "ڕاهێنان و دانیشتنەکانی هۆشیارکردنەوە بە تەواوی پیشان دەدرێن."},
+               "کە لە {t} کەمتر بێت وەک {small} پیشان دەدرێت. بۆ ئەوەی ئەو ژمارەیە بە لێدەرکردنی ژمارەکانی تر لە "
+               "کۆیەک نەدۆزرێتەوە، ژمارەی تری هەمان کۆ دەشاردرێنەوە و وەک {mark} پیشان دەدرێن، تا ژمارە "
+               "شاردراوەکانی هەر کۆیەک پێکەوە دەگەنە {t} یان زیاتر. ژمارەکانی ڕاهێنان و دانیشتنەکانی "
+               "هۆشیارکردنەوە بە تەواوی پیشان دەدرێن."},
     "hidden_note": {"en": "{mark}: hidden so that a small count cannot be worked out from the total.",
                     "ar": "{mark}: أُخفي كي لا يمكن استنتاج عدد صغير من المجموع.",
                     "ckb": "{mark}: شاردراوەتەوە بۆ ئەوەی ژمارەیەکی بچووک لە کۆکەوە نەدۆزرێتەوە."},
