@@ -129,6 +129,7 @@ def expected_figures(sql: Sql) -> dict[str, dict[str, dict[str, float]]]:
     out["awareness.by_governorate_month"] = sql.one(
         f"SELECT governorate, {sql.month('session_date')}, sum(total) FROM {a} GROUP BY 1, 2")
     sums = sql.rows(f"SELECT sum(women), sum(men), sum(under_18), sum(age_18_59), sum(age_60_plus) FROM {a}")[0]
+    sums = [float(x or 0) for x in sums]
     out["awareness.by_sex"] = {"women": {"attendees": sums[0]}, "men": {"attendees": sums[1]}}
     out["awareness.by_age"] = {"under_18": {"attendees": sums[2]}, "age_18_59": {"attendees": sums[3]},
                                "age_60_plus": {"attendees": sums[4]}}
