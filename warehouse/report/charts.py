@@ -62,8 +62,9 @@ def _panels(charts: list[alt.LayerChart], *, vertical: bool) -> alt.TopLevelMixi
     return alt.vconcat(*charts) if vertical else alt.hconcat(*charts)
 
 
-def _sort(figure: Figure, data: list[dict[str, Any]], column: int) -> list[str]:
-    rows = [d for d in data if d["c"] == column]
+def _sort(figure: Figure, data: list[dict[str, Any]]) -> list[str]:
+    """The rows' order: the form's, or (sorted bars) by the first column, longest first, in every panel."""
+    rows = [d for d in data if d["c"] == 0]
     if figure.chart is Chart.SORTED_BARS:
         rows = sorted(rows, key=lambda d: (-(d["value"] if d["value"] is not None else -1), d["order"]))
     return [d["row"] for d in rows]
@@ -74,11 +75,11 @@ def _bars(figure: Figure, data: list[dict[str, Any]], column: int, lang: Languag
     rtl = lang.rtl
     values = [d for d in data if d["c"] == column]
     base = alt.Chart(alt.Data(values=values)).encode(
-        y=alt.Y("row:N", sort=_sort(figure, data, column), title=None,
+        y=alt.Y("row:N", sort=_sort(figure, data), title=None,
                 axis=alt.Axis(orient="right" if rtl else "left")),
     ).properties(width=PANEL_WIDTH, height=alt.Step(STEP))
     x = alt.X("value:Q", title=figure.columns[column].label, scale=alt.Scale(reverse=rtl, zero=True),
-              axis=alt.Axis(format=",d" if figure.decimals == 0 else ",.1f", tickMinStep=1))
+              axis=alt.Axis(format=",d" if figure.decimals == 0 else ",.1f", tickMinStep=1, tickCount=5))
     bars = base.mark_bar(color=COLOURS[column % len(COLOURS)]).encode(
         x=x, tooltip=[alt.Tooltip("row:N", title=figure.row_title), alt.Tooltip("text:N",
                                                                              title=figure.columns[column].label)])
@@ -113,10 +114,10 @@ def _heatmap(figure: Figure, data: list[dict[str, Any]], lang: Language) -> alt.
     columns = [c.label for c in figure.columns]
     base = alt.Chart(alt.Data(values=data)).encode(
         x=alt.X("column:N", sort=list(reversed(columns)) if rtl else columns, title=None,
-                axis=alt.Axis(orient="top", labelAngle=0, labelExpr=LAST_WORD_BELOW)),
+                axis=alt.Axis(orient="bottom", labelAngle=0, labelExpr=LAST_WORD_BELOW)),
         y=alt.Y("row:N", sort=[r.label for r in figure.rows], title=None,
                 axis=alt.Axis(orient="right" if rtl else "left")),
-    ).properties(width=alt.Step(64), height=alt.Step(STEP))
+    ).properties(width=alt.Step(76), height=alt.Step(STEP))
     rect = base.mark_rect().encode(
         color=alt.Color("value:Q", scale=alt.Scale(scheme="blues"), legend=None),
         tooltip=[alt.Tooltip("row:N", title=figure.row_title), alt.Tooltip("column:N"), alt.Tooltip("text:N")])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol, get_minus_sign_symbol
 
 from common.errors import ConfigError
@@ -184,7 +184,8 @@ class Language:
     def datetime(self, when: dt.datetime | None) -> str:
         if when is None:
             return self.t("never")
-        return self._native(format_datetime(when, "d MMM y, HH:mm", locale=self.locale))
+        return self._native(f"{format_date(when, 'd MMM y', locale=self.locale)} "
+                            f"{format_time(when, 'HH:mm', locale=self.locale)}")
 
     def d3_format_locale(self) -> dict[str, object]:
         """The d3-format locale Vega formats the charts' axis numbers with (digits included)."""
