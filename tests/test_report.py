@@ -451,3 +451,50 @@ def test_the_page_renders_in_headless_chromium(browser, demo, lang, tmp_path):
     shots = Path(os.environ.get("AMINA_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(shots / f"report_{lang}.png"))
+
+
+# -- the config's [report] and the scheduler ---------------------------------------------------------------------
+
+
+def test_report_config_is_checked_key_by_key(tmp_path):
+    from amina.config import parse_config
+
+    base = {"servers": {"kf": {"url": "https://kf.kobotoolbox.org"}}, "assets": [{"uid": "all"}]}
+    config = parse_config({**base, "report": {"path": "out/r.html", "lang": "ckb", "threshold": 10}},
+                          tmp_path / "amina.toml")
+    assert config.report.path == tmp_path.resolve() / "out" / "r.html"
+    assert (config.report.lang, config.report.threshold) == ("ckb", 10)
+    assert parse_config(base, tmp_path / "amina.toml").report is None
+    from common.errors import ConfigError
+
+    for bad, words in (({"paht": "r.html"}, "unknown key 'paht'"), ({"lang": "fr"}, "lang: 'fr'"),
+                       ({"threshold": 0}, "threshold: '0'"), ({"threshold": "5"}, "threshold: '5'")):
+        with pytest.raises(ConfigError, match=words):
+            parse_config({**base, "report": bad}, tmp_path / "amina.toml")
+
+
+def test_the_scheduler_rewrites_the_report_after_a_sync(server, asset_uid, tmp_path, monkeypatch):
+    import scheduler
+    from tests.test_e2e import add
+
+    add(server, asset_uid, 1, 5)
+    config = tmp_path / "amina.toml"
+    config.write_text(f"""
+[warehouse]
+url = "{tmp_path / 'w.db'}"
+[servers.fake]
+url = "{server.base_url}"
+token_env = "KOBO_TOKEN"
+[[assets]]
+uid = "{asset_uid}"
+schedule = {{ every = "1h" }}
+[report]
+path = "reports/programme.html"
+lang = "ar"
+""")
+    monkeypatch.setenv("KOBO_TOKEN", server.token)
+    monkeypatch.setenv("AMINA_PSEUDONYM_KEY", "scheduler-report-key-0123456789")
+    assert scheduler.run_job(str(config), f"sync:fake:{asset_uid}") == "ok"
+    page = read_page(tmp_path / "reports" / "programme.html")
+    assert page.html["dir"] == "rtl" and len(page.missing) == 4  # a household survey: none of the four forms
+    assert number(page.freshness["household"]["stored"]) == 5
