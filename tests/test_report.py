@@ -498,3 +498,16 @@ lang = "ar"
     page = read_page(tmp_path / "reports" / "programme.html")
     assert page.html["dir"] == "rtl" and len(page.missing) == 4  # a household survey: none of the four forms
     assert number(page.freshness["household"]["stored"]) == 5
+
+
+def test_a_form_of_another_version_leaves_its_part_out_saying_why(small):
+    with small.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE fields SET name = 'nationality_v2' WHERE name = 'nationality'"))
+    try:
+        report = build_report(small, ReportOptions(lang="en"))
+    finally:
+        with small.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE fields SET name = 'nationality' WHERE name = 'nationality_v2'"))
+    screening = next(s for s in report.sections if s.id == "screening")
+    assert screening.figures == [] and "form vot_screening in the warehouse has no question nationality" in \
+        screening.notes[0]

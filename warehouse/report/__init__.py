@@ -16,18 +16,21 @@ import datetime as dt
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import ConfigError
+from sqlalchemy.exc import SQLAlchemyError
+
+from common.errors import ConfigError, WarehouseError
 from warehouse.report.disclosure import protect
 from warehouse.report.figures.awareness import awareness_section
 from warehouse.report.figures.freshness import freshness_rows
 from warehouse.report.figures.screening import screening_section
 from warehouse.report.figures.training import training_section
 from warehouse.report.language import COMPLEMENT_MARK, Language
-from warehouse.report.model import Report
-from warehouse.report.source import Period, Source
+from warehouse.report.model import Report, Section
+from warehouse.report.source import MissingQuestion, Period, Source
 from warehouse.store import Warehouse, utcnow
 
 log = logging.getLogger(__name__)
@@ -56,11 +59,30 @@ class ReportOptions:
 def build_report(warehouse: Warehouse, options: ReportOptions) -> Report:
     """Every figure of the report, disclosure control applied, labels in the options' language."""
     options.check()
+    try:
+        return _build(warehouse, options)
+    except SQLAlchemyError as exc:  # e.g. a role that may read the analysts' views but not the sync bookkeeping
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        raise WarehouseError(f"warehouse {warehouse.safe_url}: the report could not be read: {reason}") from exc
+
+
+def _section(make: Callable[[], Section], section_id: str, lang: Language) -> Section:
+    """A part of the report; a form of another version than the programme's leaves it out, saying why."""
+    try:
+        return make()
+    except MissingQuestion as exc:
+        log.warning("report: %s; its part is left out", exc)
+        return Section(section_id, lang.t(section_id),
+                       notes=[lang.t("incomplete_form", form=exc.form_id, question=exc.question)])
+
+
+def _build(warehouse: Warehouse, options: ReportOptions) -> Report:
     lang = Language.of(options.lang)
     source = Source(warehouse)
     period = Period(options.start, options.end)
-    sections = [training_section(source, lang, period), awareness_section(source, lang, period),
-                screening_section(source, lang, period, options.threshold)]
+    sections = [_section(lambda: training_section(source, lang, period), "training", lang),
+                _section(lambda: awareness_section(source, lang, period), "awareness", lang),
+                _section(lambda: screening_section(source, lang, period, options.threshold), "screening", lang)]
     figures = [f for s in sections for f in s.figures]
     protect(figures, [h for s in sections for h in s.headlines], options.threshold)
     small = f"<{lang.number(options.threshold)}"

@@ -41,6 +41,12 @@ TEXT: dict[str, dict[str, str]] = {
     "missing_form": {"en": "The warehouse holds no form {form}: this part of the report is left out.",
                      "ar": "لا يحتوي المستودع على الاستمارة {form}، لذا حُذف هذا الجزء من التقرير.",
                      "ckb": "کۆگاکە فۆرمی {form}ی تێدا نییە، بۆیە ئەم بەشەی ڕاپۆرتەکە لابراوە."},
+    "incomplete_form": {"en": "The form {form} in the warehouse has no question {question}: this part of the report "
+                               "is left out.",
+                        "ar": "الاستمارة {form} في المستودع لا تحتوي على السؤال {question}، لذا حُذف هذا الجزء من "
+                              "التقرير.",
+                        "ckb": "فۆرمی {form} لە کۆگاکەدا پرسیاری {question}ی تێدا نییە، بۆیە ئەم بەشەی ڕاپۆرتەکە "
+                               "لابراوە."},
     "no_data": {"en": "Nothing recorded in this period.", "ar": "لم يُسجَّل شيء في هذه الفترة.",
                 "ckb": "لەم ماوەیەدا هیچ تۆمار نەکراوە."},
     "table": {"en": "The figures as a table", "ar": "الأرقام في جدول", "ckb": "ژمارەکان لە خشتەیەکدا"},

@@ -33,6 +33,14 @@ def _asset_column(table: sa.Table) -> sa.Column:
     return next(iter(table.primary_key.columns))
 
 
+class MissingQuestion(WarehouseError):
+    """A form is in the warehouse but not in the version the report knows (a question it needs is not there)."""
+
+    def __init__(self, form_id: str, question: str):
+        super().__init__(f"form {form_id} has no question '{question}'")
+        self.form_id, self.question = form_id, question
+
+
 @dataclass(frozen=True, slots=True)
 class Question:
     name: str
@@ -78,8 +86,7 @@ class Form:
         try:
             return self.questions[name]
         except KeyError:
-            raise WarehouseError(f"form {self.form_id} (table {self.root}) has no question '{name}': the report "
-                                 "needs the programme's version of this form") from None
+            raise MissingQuestion(self.form_id, name) from None
 
     def has(self, *names: str) -> bool:
         return all(n in self.questions for n in names)
