@@ -43,7 +43,7 @@ def _trigger(asset: AssetConfig) -> CronTrigger | IntervalTrigger:
 
 def run_job(config_path: str, job_id: str) -> str:
     """One scheduled run. Reads the config afresh, so edited sync options apply from the next run."""
-    from amina.jobs import Skipped, run_asset_config
+    from amina.jobs import Skipped, run_asset_config, write_configured_report
     from warehouse.protect import pseudonymizer_from_env
     from warehouse.store import Warehouse
 
@@ -57,6 +57,7 @@ def run_job(config_path: str, job_id: str) -> str:
         warehouse = Warehouse(config.warehouse_url, pseudonymizer=pseudonymizer_from_env())
         try:
             outcomes = run_asset_config(config, asset, warehouse, should_stop=_stop.is_set)
+            write_configured_report(config, warehouse)
         finally:
             warehouse.dispose()
     except AminaError as exc:

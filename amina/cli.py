@@ -249,9 +249,10 @@ def sync(
 
 
 def run_config(cfg: Any) -> int:
-    """Sync every asset of the config in turn; one failing asset does not stop the others. Prints each outcome
-    once; returns the exit status: 0, 130 when stopped on request, else that of the first failure."""
-    from amina.jobs import STOP, Skipped, run_asset_config
+    """Sync every asset of the config in turn; one failing asset does not stop the others; then write the config's
+    [report], if any. Prints each outcome once; returns the exit status: 0, 130 when stopped on request, else that
+    of the first failure."""
+    from amina.jobs import STOP, Skipped, run_asset_config, write_configured_report
     from warehouse.protect import pseudonymizer_from_env
     from warehouse.store import Warehouse, remove_sqlite_files, sqlite_path
 
@@ -282,6 +283,10 @@ def run_config(cfg: Any) -> int:
                             err.print(note("note", f"{outcome.key}: {line}"))
                 if code == INTERRUPTED:
                     break
+        if reports and code != INTERRUPTED:
+            write_configured_report(cfg, warehouse)
+            if cfg.report is not None and cfg.report.path.exists():
+                out.print(plain(f"report: {cfg.report.path}"))
     finally:
         warehouse.dispose()
         if fresh and file is not None and not any(r.fetched for r in reports):
@@ -370,6 +375,38 @@ def export_cmd(
     target, _cfg = _warehouse_target(db, config)
     for path in export_form(_open_existing(target), form, fmt, out_dir, lang=lang, since=day):
         out.print(plain(f"wrote {path}"))
+
+
+def _day(flag: str, value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise ConfigError(f"{flag}: '{value}' is not a date like 2026-03-01") from None
+
+
+@app.command("report")
+def report_cmd(
+    db: str = typer.Option(None, "--db", metavar="PATH|URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    start: str = typer.Option(None, "--from", metavar="DATE", help="First day covered (YYYY-MM-DD); default: from "
+                              "the start."),
+    end: str = typer.Option(None, "--to", metavar="DATE", help="Last day covered (YYYY-MM-DD); default: up to now."),
+    lang: str = typer.Option("en", "--lang", metavar="en|ar|ckb", help="Language (Arabic and Kurdish right to left)."),
+    out_file: Path = typer.Option(Path("report.html"), "--out", metavar="FILE", help="The HTML file to write."),
+    threshold: int = typer.Option(5, "--threshold", metavar="N",
+                                  help="Screening and assistance counts below this are hidden."),
+    stale_hours: float = typer.Option(24.0, "--stale-after", metavar="HOURS",
+                                      help="Hours without a successful sync that make a form's data stale."),
+) -> None:
+    """The programme report: one self-contained HTML file (charts inside, opens offline) from the analysts' views."""
+    from warehouse.report import ReportOptions, write_report
+
+    options = ReportOptions(lang=lang, start=_day("--from", start), end=_day("--to", end), threshold=threshold,
+                            stale_after_hours=stale_hours)
+    options.check()
+    target, _cfg = _warehouse_target(db, config)
+    path = write_report(_open_existing(target), out_file, options)
+    out.print(plain(f"wrote the report ({lang}) to {path}"))
 
 
 @app.command()

@@ -103,6 +103,16 @@ class AttachmentPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """[report]: the programme report the scheduler rewrites after each sync."""
+
+    path: Path
+    lang: str = "en"
+    threshold: int = 5
+    stale_after_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path | None
     warehouse_url: str
@@ -111,6 +121,7 @@ class Config:
     sync: SyncOptions = field(default_factory=SyncOptions)
     attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
     misfire_grace_seconds: int = 300
+    report: ReportConfig | None = None
 
 
 def parse_schedule(value: Any, where: str) -> Schedule:
@@ -168,7 +179,7 @@ def warehouse_target(value: str, path: Path | None) -> str:
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     name = path.name if path else "config"
-    _unknown(data, {"warehouse", "servers", "assets", "sync", "attachments", "scheduler"}, name)
+    _unknown(data, {"warehouse", "servers", "assets", "sync", "attachments", "scheduler", "report"}, name)
     warehouse = _table(data, "warehouse", name)
     _unknown(warehouse, {"url"}, f"{name}: [warehouse]")
     url = warehouse_target(str(warehouse.get("url", "amina.db")), path)
@@ -259,7 +270,35 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     if isinstance(grace, bool) or not isinstance(grace, int) or grace < 1:
         raise ConfigError(f"{name}: [scheduler].misfire_grace_seconds: '{grace}' must be a whole number of seconds")
     return Config(path=path, warehouse_url=url, servers=servers, assets=tuple(assets), sync=options,
-                  attachments=policy, misfire_grace_seconds=grace)
+                  attachments=policy, misfire_grace_seconds=grace, report=parse_report(data, path, name))
+
+
+REPORT_LANGS = ("en", "ar", "ckb")
+
+
+def parse_report(data: dict[str, Any], path: Path | None, name: str) -> ReportConfig | None:
+    """[report]: written after each sync when present; a relative path is relative to the config file."""
+    if "report" not in data:
+        return None
+    rep = _table(data, "report", name)
+    where = f"{name}: [report]"
+    _unknown(rep, {"path", "lang", "threshold", "stale_after_hours"}, where)
+    target = rep.get("path", "report.html")
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigError(f"{where}.path: must be a file name like \"report.html\"")
+    file = Path(target).expanduser()
+    if not file.is_absolute() and path is not None:
+        file = path.resolve().parent / file
+    lang = rep.get("lang", "en")
+    if lang not in REPORT_LANGS:
+        raise ConfigError(f"{where}.lang: '{lang}' must be one of {', '.join(REPORT_LANGS)}")
+    threshold = rep.get("threshold", 5)
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= 1000:
+        raise ConfigError(f"{where}.threshold: '{threshold}' must be a whole number from 1 to 1000 (5 is usual)")
+    stale = rep.get("stale_after_hours", 24)
+    if isinstance(stale, bool) or not isinstance(stale, int | float) or stale <= 0:
+        raise ConfigError(f"{where}.stale_after_hours: '{stale}' must be a number of hours above 0")
+    return ReportConfig(path=file, lang=lang, threshold=threshold, stale_after_hours=float(stale))
 
 
 def config_path(explicit: str | Path | None = None) -> Path:

@@ -111,6 +111,7 @@ def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
              progress: Callable[[], Progress]) -> None:
     from amina.show import print_counts, print_reports
     from warehouse.protect import Pseudonymizer
+    from warehouse.report import ReportOptions, write_report
     from warehouse.store import Warehouse
 
     _reset_demo_db(db)
@@ -133,6 +134,11 @@ def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
         print_reports(again)
         new = sum(r.inserted + r.updated for r in again)
         console.print(Text(f"second sync stored {new} new or changed submissions"))
+        t_report = time.monotonic()
+        report = write_report(warehouse, db.parent / "report.html", ReportOptions(lang="en"))
+        console.print(Text.assemble("\n", ("programme report", "bold"),
+                                    f" written to {report} in {time.monotonic() - t_report:.1f} s "
+                                    "(open it in a browser; amina report --lang ar|ckb for Arabic or Kurdish)"))
         warehouse.dispose()
         client.close()
     console.print(Text(

@@ -104,3 +104,17 @@ def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *
     finally:
         client.close()
     return outcomes
+
+
+def write_configured_report(config: Config, warehouse: Warehouse) -> None:
+    """Rewrite the config's [report], if it has one; a failure is logged, never raised (the sync is done)."""
+    if config.report is None:
+        return
+    from warehouse.report import ReportOptions, write_report
+
+    rep = config.report
+    try:
+        write_report(warehouse, rep.path, ReportOptions(lang=rep.lang, threshold=rep.threshold,
+                                                        stale_after_hours=rep.stale_after_hours))
+    except AminaError as exc:
+        log.error("the report %s was not written: %s", rep.path, exc)

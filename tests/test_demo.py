@@ -24,6 +24,8 @@ def test_demo_publishes_syncs_and_the_second_sync_fetches_nothing_new(tmp_path):
     for form in ("training_attendance", "vot_screening", "awareness_session", "assistance_referral"):
         assert f"published {form}" in out
     assert "second sync stored 0 new or changed submissions" in out
+    report = tmp_path / "report.html"  # beside the database, and the demo says where
+    assert f"programme report written to {report}" in " ".join(out.split()) and "<html" in report.read_text()
     con = sqlite3.connect(db)
     counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
               for t in ("vot_screening", "training_attendance", "training_attendance__participants",
