@@ -68,7 +68,9 @@ def test_language_codes():
 
 @pytest.mark.parametrize("text, message", [
     ("| survey |\n| | type | name |\n| | begin_group | g |\n", "never closed"),
-    ("| survey |\n| | type | name |\n| | text | |\n", "without a name"),
+    ("| survey |\n| | type | name |\n| | begin_group | g |\n| | end_repeat | |\n", "end_repeat closes the group"),
+    ("| survey |\n| | type | name |\n| | Integer | n |\n", "unknown question type 'Integer'; did you mean 'integer'"),
+    ("| survey |\n| | type | name |\n| | text | 1q |\n", "not a valid XML name"),
     ("| choices |\n| | list_name | name |\n", "no '| survey |'"),
 ])
 def test_broken_sources_say_where(text, message):
