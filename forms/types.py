@@ -142,6 +142,8 @@ QUESTION_ALIASES: dict[str, str] = {
     "select one using": "select_one", "select_multiple": "select_multiple",
     "select all that apply": "select_multiple", "select multiple using": "select_multiple",
     "select multiple from": "select_multiple", "select one external": "select_one_external",
+    "add select one prompt using": "select_one", "add select multiple prompt using": "select_multiple",
+    "select all that apply from": "select_multiple",
 }
 
 # Select spellings that take a list name (`select_one yn`): pyxform's `aliases.select` and formpack's
