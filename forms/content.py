@@ -143,7 +143,7 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
     survey = _name_rows(source, moved)
     choices = _choices(source, translations, translated_cols)
     settings = dict((source.rows("settings") or [{}])[0])
-    return {
+    content: dict[str, Any] = {
         "schema": "1",
         "survey": survey,
         "choices": choices,
@@ -151,6 +151,13 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
         "translated": sorted(translated_cols),
         "translations": translations,
     }
+    for sheet in EXTRA_SHEETS:  # kept as KoBo keeps them, cells as written, for the deployed XLSForm
+        if source.rows(sheet):
+            content[sheet] = [dict(r) for r in source.rows(sheet)]
+    return content
+
+
+EXTRA_SHEETS = ("external_choices", "osm", "entities")
 
 
 _XML_NAME = re.compile(r"[^\W\d][\w.\-]*")
