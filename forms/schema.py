@@ -105,6 +105,7 @@ class Field:
     calculation: str | None = None
     choice_filter: str | None = None
     appearance: str | None = None
+    default: str | None = None
     sensitive: bool = False
     row: int | None = None  # 1-based position in the survey as the XForm has it (KoBo's structures expanded)
     generated: str | None = None  # set for a node pyxform adds: "or_other of q", "repeat_count of r"
@@ -355,7 +356,8 @@ class _Walk:
             relevant=_text(row.get("relevant")), constraint=_text(row.get("constraint")),
             constraint_message=self.b._texts(row, "constraint_message"),
             calculation=_text(row.get("calculation")), choice_filter=_text(row.get("choice_filter")),
-            appearance=_text(row.get("appearance")), sensitive=self._sensitive(row, path, name), row=position))
+            appearance=_text(row.get("appearance")), default=_text(row.get("default")),
+            sensitive=self._sensitive(row, path, name), row=position))
         if t.or_other and t.base in SELECT_TYPES:
             if t.list_name:
                 self.or_other_lists.add(t.list_name)

@@ -33,7 +33,7 @@ def xform_keys(xform: str) -> tuple[set[str], set[str]]:
     root = ET.fromstring(xform)
     instance = next(i for i in root.iter(f"{XF}instance") if "id" not in i.attrib)
     [data] = list(instance)
-    repeats = {_strip(b.get("nodeset", "")) for b in root.iter(f"{XF}repeat")}
+    repeats = {_strip(b.get("nodeset", "")) for b in root.iter(f"{XF}repeat")} - {""}  # "" under `flat`
     leaves: set[str] = set()
 
     def walk(node: ET.Element, path: str) -> None:
