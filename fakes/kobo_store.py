@@ -63,6 +63,14 @@ class NotFound(KoboApiError):
         super().__init__(404, {"detail": detail})
 
 
+class KoboImportRefused(ValueError):
+    """What KoBo's importer refuses in a form pyxform may accept (forms.content.kobo_refusals)."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
 class DoesNotExist(LookupError):
     """Django's `Asset.DoesNotExist`, as an import task reports it (`messages.error_type`)."""
 
@@ -384,11 +392,15 @@ class KoboStore:
                     "messages": task.messages, "uid": task.uid, "date_created": iso(task.date_created)}
 
     def _run_import(self, task: ImportTask) -> None:
-        from forms.content import to_content
+        from forms.content import kobo_refusals, to_content
         from forms.source import read_xlsx
 
         try:
             content = to_content(read_xlsx(task.data, task.filename))
+            refused = kobo_refusals(content)
+            if refused:
+                error_type, message = refused[0]
+                raise KoboImportRefused(error_type, message)
             if task.destination_uid:
                 asset = self.assets.get(task.destination_uid)
                 if asset is None:
@@ -403,6 +415,9 @@ class KoboStore:
                                                       asset_type=self._import_type(content, task.library))]
                 task.messages = {"created": [self._import_summary(asset)]}
             task.status = "complete"
+        except KoboImportRefused as exc:
+            task.messages = {"error_type": exc.error_type, "error": str(exc)}
+            task.status = "error"
         except Exception as exc:  # the task boundary: KoBo records any failure as error_type/error
             task.messages = {"error_type": type(exc).__name__, "error": str(exc)}
             task.status = "error"

@@ -160,6 +160,27 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
 EXTRA_SHEETS = ("external_choices", "osm", "entities")
 
 
+def kobo_refusals(content: dict[str, Any]) -> list[tuple[str, str]]:
+    """What KoBo's importer refuses in a form pyxform may accept, as (KoBo's error type, message):
+    a name used twice anywhere in the form (`kpi/models/import_export_task.py`: names must be unique in
+    the whole form, not only within their group) and pyxform's `loop` (KoBo's type aliases do not know it)."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for row in content.get("survey") or []:
+        t = parse_type(row.get("type"))
+        if t.ends:
+            continue
+        if t.container == "loop":
+            out.append(("ValueError", f"unknown type ['begin loop over {t.list_name}']: KoBo does not read "
+                                      f"pyxform's loops"))
+        name = row.get("name")
+        if name and name in seen:
+            out.append(("DuplicateNameException", f"Duplicate node name: {name}"))
+        if name:
+            seen.add(name)
+    return out
+
+
 _XML_NAME = re.compile(r"[^\W\d][\w.\-]*")
 
 
