@@ -210,11 +210,11 @@ def dictionary_cmd(
     if fmt == "table" and out_file is None:
         table = Table(title="data dictionary", title_justify="left")
         langs = sorted({k for e in entries for k in e if k.startswith("label_")})
-        for col in ("table", "column", "type", "choices", *langs, "sensitive"):
+        for col in ("table", "column", "question", "type", "choices", *langs, "sensitive", "note"):
             table.add_column(col)
         for e in entries:
-            table.add_row(e["table_name"], e["column_name"], e["xlsform_type"], e["choice_list"] or "",
-                          *[e.get(lang) or "" for lang in langs], "yes" if e["sensitive"] else "")
+            table.add_row(e["table_name"], e["column_name"], e["name"], e["xlsform_type"], e["choice_list"] or "",
+                          *[e.get(lang) or "" for lang in langs], "yes" if e["sensitive"] else "", e["note"] or "")
         out.print(table)
         return
     if fmt == "json":

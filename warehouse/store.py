@@ -31,7 +31,7 @@ from warehouse.bulk import BulkInserts
 from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.naming import identifier, short_hash
 from warehouse.protect import Pseudonymizer, missing_key_error
-from warehouse.tables import GEO_PARTS, FormTables, sql_type_of
+from warehouse.tables import GEO_PARTS, FormTables, PreviousNames, sql_type_of
 from warehouse.views import ANALYST_ROLE, create_views, grant_analyst
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class Warehouse:
                     table_name = identifier(f"{wanted}_{short_hash(asset_uid, 6)}")
             else:
                 table_name = existing
-        tables = self._keep_column_types(FormTables(schema, table_name))
+        tables = self._keep_column_types(FormTables(schema, table_name, previous=self._previous_names(asset_uid)))
         schema = tables.schema
         if loading and schema.sensitive_paths and self.pseudonymizer is None:
             raise missing_key_error(name, list(schema.sensitive_paths))
@@ -195,6 +195,20 @@ class Warehouse:
             create_views(conn, tables)
         return RegisteredForm(asset_uid=asset_uid, tables=tables, flattener=Flattener(tables, self.pseudonymizer))
 
+    def _previous_names(self, asset_uid: str) -> PreviousNames:
+        """The names the form's tables and columns have already (from the dictionary): they are kept."""
+        tables: dict[str, str] = {}
+        columns: dict[str, dict[str, str]] = {}
+        with self.engine.connect() as conn:
+            ft, f = bk.form_tables, bk.fields
+            for r in conn.execute(sa.select(ft.c.table_name, ft.c.kind, ft.c.path).where(ft.c.asset_uid == asset_uid)):
+                if r.kind in ("repeat", "select_multiple") and r.path:
+                    tables[f"{'repeat' if r.kind == 'repeat' else 'bridge'}:{r.path}"] = r.table_name
+            for r in conn.execute(sa.select(f.c.table_name, f.c.path, f.c.part, f.c.column_name)
+                                  .where(f.c.asset_uid == asset_uid)):
+                columns.setdefault(r.table_name, {})[f"{r.path}#{r.part}" if r.part else r.path] = r.column_name
+        return PreviousNames(tables=tables, columns=columns)
+
     def _keep_column_types(self, planned: FormTables) -> FormTables:
         """A question whose type changed between versions keeps the type its column already has: the
         schema is adjusted to the column, and the conflict recorded for the dictionary."""
@@ -222,7 +236,7 @@ class Warehouse:
                     len(changed))
         kept = dataclasses.replace(schema, fields=tuple(changed.get(f.path, f) for f in schema.fields),
                                    conflicts=conflicts)
-        return FormTables(kept, planned.base)
+        return FormTables(kept, planned.base, previous=planned.previous)
 
     def _create_or_extend(self, tables: FormTables) -> None:
         """Create missing tables; add columns a newer form version brought. Never drops anything."""
