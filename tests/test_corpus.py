@@ -193,3 +193,45 @@ def test_corpus_syncs_value_by_value(server, client, warehouse_url):
 
     assert not problems, "\n".join(problems[:40])
     assert checked > 2000
+
+
+def test_views_and_dictionary_call_questions_by_their_own_names(server, client, warehouse_url):
+    """A question named in Arabic or Kurdish has a stable hashed column; the labelled views call it by its own
+    name, and the dictionary gives its name and labels. Labels replace codes (`other` included); a select from
+    a file keeps its codes and the dictionary says why."""
+    import sqlalchemy as sa
+
+    from warehouse.dictionary import dictionary
+    from warehouse.views import view_name
+
+    wh = Warehouse(warehouse_url)
+    uid = _publish(server, client, CORPUS / "xlsform" / "non_latin.md")
+    schema = FormSchema.from_content(server.store.asset(uid).content)
+    subs = _fill(server, uid, schema, 7)
+    [kobo] = versions_of(CORPUS / "content" / "kobo_structures.json")
+    kobo_uid = _from_content(server, "kobo_structures", kobo)
+    server.store.add_submission(kobo_uid, {"water_source": "other", "water_source_other": "rain",
+                                           "needs_order": "water health food", "village": "v17"})
+    for asset in (uid, kobo_uid):
+        assert sync_asset(client, wh, asset).status == "ok"
+    entries = {e["path"]: e for e in dictionary(wh) if e["asset_uid"] == uid}
+    age = entries["العمر"]
+    assert age["column_name"].startswith("x_") and age["name"] == "العمر" and age["label_ar"] == "العمر"
+    view = view_name("non_latin", "ar")
+    prefix = '"analyst".' if wh.engine.dialect.name == "postgresql" else ""
+    with wh.engine.connect() as conn:
+        rows = conn.execute(sa.text(f'SELECT * FROM {prefix}"{view}" ORDER BY _id')).mappings().all()
+        assert {"الاسم", "العمر", "الخدمات", "شوێن_latitude", "شوێن_precision"} <= set(rows[0])
+        first = dict(subs[0][1])
+        assert rows[0]["الاسم"] == first.get("الاسم") and str(rows[0]["العمر"]) == first.get("العمر", "None")
+        labels = {"صحة": "صحة", "تعليم": "تعليم"}
+        assert rows[0]["الخدمات"] == (", ".join(labels[c] for c in first["الخدمات"].split())
+                                      if "الخدمات" in first else None)
+        kobo_view = prefix + f'"{view_name("kobo_structures", "en")}"'
+        [kobo_row] = conn.execute(sa.text(f"SELECT water_source, water_source_other, needs_order, village "
+                                          f"FROM {kobo_view}")).all()
+    assert tuple(kobo_row) == ("Other", "rain", "Water, Health, Food", "v17")
+    kobo_entries = {e["path"]: e for e in dictionary(wh) if e["asset_uid"] == kobo_uid}
+    assert "no labels" in kobo_entries["village"]["note"] and kobo_entries["village"]["choice_list"] == "villages.csv"
+    assert "rank order" in kobo_entries["needs_order"]["note"]
+    assert kobo_entries["prio/first"]["label_en"] == "1st need"
