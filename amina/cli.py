@@ -21,7 +21,7 @@ from warehouse.protect import pseudonymizer_from_env
 
 app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
-forms_app = typer.Typer(help="Build the programme's XLSForms.", no_args_is_help=True)
+forms_app = typer.Typer(help="Check any XLSForm; build and publish the programme's.", no_args_is_help=True)
 app.add_typer(forms_app, name="forms")
 
 _state = {"debug": False}
@@ -67,6 +67,24 @@ def forms_build(
             out.print(f"  [yellow]warning[/] {w}")
     if skipped:
         out.print(f"[yellow]note[/] {skipped}")
+
+
+@forms_app.command("lint")
+def forms_lint(
+    paths: list[Path] = typer.Argument(..., help="XLSForms to check: .xlsx, or .md in pyxform's markdown layout."),
+    validate: bool = typer.Option(False, "--validate/--no-validate", help="Also run ODK Validate (Java)."),
+) -> None:
+    """Check any XLSForm as KoBo would deploy it (its importer, then pyxform) and as a sync would store it."""
+    from forms.check import check_form
+
+    for path in paths:
+        report = check_form(path, validate=validate)
+        verdict = "[yellow]pyxform accepts it, KoBo's importer does not[/]" if report.kobo_refuses else "[green]ok[/]"
+        out.print(f"{verdict} {path}: {report.summary}")
+        for line in report.kobo:
+            out.print(f"  [cyan]KoBo[/] {line}", highlight=False)
+        for line in report.warnings:
+            out.print(f"  [yellow]warning[/] {line}", highlight=False)
 
 
 @forms_app.command("publish")

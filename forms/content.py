@@ -92,7 +92,13 @@ _XPATH_CONTAINERS = ("group", "repeat", "score")  # KoBo's `$xpath` nests these 
 
 
 def to_content(source: XLSFormSource) -> dict[str, Any]:
-    """The KoBo `content` JSON for a form, as KoBo's importer makes it from the XLSForm.
+    """The KoBo `content` JSON for a form, as KoBo's importer makes it from the XLSForm (see `convert`)."""
+    return convert(source)[0]
+
+
+def convert(source: XLSFormSource) -> tuple[dict[str, Any], list[int]]:
+    """The KoBo `content` JSON for a form, as KoBo's importer makes it from the XLSForm, and for each of its
+    survey rows the sheet row it comes from.
 
     {schema, survey, choices, settings, translations, translated}: every type read as pyxform reads it
     (an unknown one is refused, naming the row) and stored as KoBo stores it — `select_one` with
@@ -103,6 +109,7 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
     translated_cols: set[str] = set()
     rows: list[tuple[int, dict[str, Any], bool]] = []  # (sheet row, content row, moved to the top by KoBo)
     opened: list[tuple[str, int]] = []  # (container, sheet row) of the open begin rows
+    siblings: list[dict[str, int]] = [{}]  # per open container: name → sheet row (pyxform: unique among siblings)
     for sheet_row in source.sheets["survey"].rows:
         where = source.where("survey", sheet_row.row)
         cells = dict(sheet_row.cells)
@@ -117,12 +124,20 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
         row = _row_to_content(cells, translations)
         translated_cols.update(k for k, v in row.items() if isinstance(v, list))
         row["type"] = parsed.base
+        name = row.get("name")
+        if name and not parsed.ends:
+            if name in siblings[-1]:
+                raise FormBuildError(f"{where}: the name '{name}' is already used on survey row "
+                                     f"{siblings[-1][name]} in the same group; pyxform (and KoBo) need another name")
+            siblings[-1][name] = sheet_row.row
         if parsed.container:
             if parsed.ends:
                 _close(opened, parsed.container, where)
+                siblings.pop()
                 row.pop("name", None)
             else:
                 opened.append((parsed.container, sheet_row.row))
+                siblings.append({})
                 if parsed.list_name:  # `begin loop over LIST`
                     row["select_from_list_name"] = parsed.list_name
         elif parsed.list_name:
@@ -141,6 +156,7 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
         raise FormBuildError(f"{source.where('survey', row_number)}: {container} opened here is never closed")
     moved = [(n, row) for n, row, meta in rows if meta] + [(n, row) for n, row, meta in rows if not meta]
     survey = _name_rows(source, moved)
+    sheet_rows = [n for n, _ in moved]
     choices = _choices(source, translations, translated_cols)
     settings = dict((source.rows("settings") or [{}])[0])
     content: dict[str, Any] = {
@@ -154,7 +170,7 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
     for sheet in EXTRA_SHEETS:  # kept as KoBo keeps them, cells as written, for the deployed XLSForm
         if source.rows(sheet):
             content[sheet] = [dict(r) for r in source.rows(sheet)]
-    return content
+    return content, sheet_rows
 
 
 EXTRA_SHEETS = ("external_choices", "osm", "entities")
@@ -167,7 +183,7 @@ def kobo_refusals(content: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for row in content.get("survey") or []:
-        t = parse_type(row.get("type"))
+        t = parse_type(row.get("type"), list_name=row.get("select_from_list_name"))
         if t.ends:
             continue
         if t.container == "loop":
