@@ -255,6 +255,8 @@ class _Builder:
             raise FormBuildError("the form content's 'translations' is not a list")
         self.translations: list[str | None] = [t if t is None else str(t) for t in translations]
         self.codes = _unique_codes([language_code(t) for t in self.translations])
+        if not isinstance(content.get("choices") or [], list):
+            raise FormBuildError("the form content's 'choices' is not a list of choices")
 
     def _texts(self, row: Mapping[str, Any], column: str) -> dict[str, str]:
         value = row.get(column)
