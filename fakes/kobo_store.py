@@ -31,13 +31,14 @@ from common.gcpause import gc_paused
 from fakes.kobo_query import Candidates, Query, sort_documents
 from forms.content import TRANSLATABLE
 from forms.schema import FormSchema, Kind
+from forms.types import TYPES
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # shortuuid, KpiUidField (§0)
 _UID_BYTES = bytes(ord(ALPHABET[b % len(ALPHABET)]) for b in range(256))  # a random byte → a uid character
 VALIDATION_STATUSES = {"validation_status_not_approved": "Not Approved",  # DEFAULT_VALIDATION_STATUSES (§2)
                        "validation_status_approved": "Approved",
                        "validation_status_on_hold": "On Hold"}
-MEDIA_TYPES = frozenset({"image", "audio", "video", "file", "background-audio", "background-video"})
+MEDIA_TYPES = frozenset(t.name for t in TYPES.values() if t.media)  # answers that are files: attachments
 MIMETYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
              "mp3": "audio/mpeg", "m4a": "audio/mp4", "ogg": "audio/ogg", "wav": "audio/x-wav", "amr": "audio/amr",
              "mp4": "video/mp4", "3gp": "video/3gpp", "pdf": "application/pdf", "csv": "text/csv",

@@ -87,3 +87,13 @@ def test_the_dictionary_says_what_the_sql_type_does_not():
     assert "rank order" in storage_note("rank")
     assert "attachments" in storage_note("image")
     assert storage_note("integer") is None and storage_note("select_one") is None
+
+
+def test_the_readme_says_how_every_type_is_stored():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| question type (and its other spellings) | stored as |"):]
+    table = table[:table.index("\n\n")]
+    missing = [t for t in TYPES if f"`{t}" not in table and not t.startswith("uri:")]
+    assert not missing, f"README's type table does not say how these are stored: {missing}"
