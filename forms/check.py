@@ -10,7 +10,9 @@ importer does differently from pyxform is said: names it gives, metadata it move
 from __future__ import annotations
 
 import io
+import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,13 +62,26 @@ def read_any(path: Path) -> XLSFormSource:
 
 
 def check_form(path: Path, *, validate: bool = False) -> FormCheck:
-    """Check one XLSForm; FormBuildError (where, what, how to fix) when pyxform, KoBo or the sync would refuse it."""
+    """Check one XLSForm (or a KoBo asset's content saved as .json); FormBuildError (where, what, how to fix)
+    when pyxform, KoBo or the sync would refuse it."""
+    if path.suffix.lower() == ".json":
+        return _check_content(path, validate=validate)
     source = read_any(path)
     content, sheet_rows = convert(source)
     schema = FormSchema.from_content(content)
     deployed = deployed_sheets(content)
     report = FormCheck(path=path, schema=schema, warnings=list(source.notes))
-    for message in _compile(source, deployed, sheet_rows, validate=validate):
+
+    def locate(sheet: str, row: int) -> str:
+        if sheet == "choices" and "choices" in source.sheets:
+            rows = source.sheets["choices"].rows
+            return source.where("choices", rows[row - 2].row) if 2 <= row < len(rows) + 2 else _name(source)
+        index = row - 2
+        if 0 <= index < len(deployed.origins) and 1 <= deployed.origins[index] <= len(sheet_rows):
+            return source.where("survey", sheet_rows[deployed.origins[index] - 1])
+        return _name(source)
+
+    for message in _compile(_name(source), deployed, locate, validate=validate):
         report.warnings.append(message)
     report.kobo += [f"KoBo's importer refuses this form ({kind}): {message}"
                     for kind, message in kobo_refusals(content)]
@@ -74,7 +89,37 @@ def check_form(path: Path, *, validate: bool = False) -> FormCheck:
     return report
 
 
-def _compile(source: XLSFormSource, deployed: DeployedForm, sheet_rows: list[int], *, validate: bool) -> list[str]:
+def _check_content(path: Path, *, validate: bool) -> FormCheck:
+    """A KoBo form as JSON: an asset (`GET /api/v2/assets/{uid}/`), a version, a corpus file of versions (the
+    last is checked) or the bare `content`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FormBuildError(f"cannot read {path} as JSON: {exc}") from exc
+    if isinstance(data, Mapping) and isinstance(data.get("versions"), list) and data["versions"]:
+        data = data["versions"][-1]
+    content = data.get("content") if isinstance(data, Mapping) and "survey" not in data else data
+    if isinstance(content, str):  # KoBo also takes content as a JSON string
+        content = json.loads(content)
+    if not isinstance(content, Mapping):
+        raise FormBuildError(f"{path.name}: no KoBo content (a 'survey' list) in this JSON")
+    schema = FormSchema.from_content(content)
+    deployed = deployed_sheets(content)
+
+    def locate(sheet: str, row: int) -> str:
+        index = row - 2
+        if sheet == "survey" and 0 <= index < len(deployed.origins):
+            return f"{path.name} (content survey row {deployed.origins[index]})"
+        return f"{path.name} ({sheet} row {row - 1})"
+
+    report = FormCheck(path=path, schema=schema)
+    report.warnings += _compile(path.name, deployed, locate, validate=validate)
+    report.kobo += [f"KoBo's importer would refuse this form as an XLSForm ({kind}): {message}"
+                    for kind, message in kobo_refusals(dict(content))]
+    return report
+
+
+def _compile(name: str, deployed: DeployedForm, locate: Callable[[str, int], str], *, validate: bool) -> list[str]:
     from pyxform.errors import PyXFormError
     from pyxform.validators.odk_validate import ODKValidateError
     from pyxform.xls2xform import convert as pyxform_convert
@@ -86,36 +131,27 @@ def _compile(source: XLSFormSource, deployed: DeployedForm, sheet_rows: list[int
                         form_name="data")
     except ODKValidateError as exc:
         reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip() and "ODK Validate Errors" not in ln)
-        raise FormBuildError(f"{_name(source)}: ODK Validate (JavaRosa) rejects the form: {reason}") from exc
+        raise FormBuildError(f"{name}: ODK Validate (JavaRosa) rejects the form: {reason}") from exc
     except PyXFormError as exc:
-        where, message = _point(source, deployed, sheet_rows, str(exc))
+        where, message = _point(name, locate, str(exc))
         raise FormBuildError(f"{where}: pyxform refuses the form: {message}") from exc
     except OSError as exc:  # Java missing with --validate
-        raise FormBuildError(f"{_name(source)}: could not run ODK Validate ({exc}); is Java installed?") from exc
+        raise FormBuildError(f"{name}: could not run ODK Validate ({exc}); is Java installed?") from exc
     out = []
     for w in warnings:
-        where, message = _point(source, deployed, sheet_rows, w)
+        where, message = _point(name, locate, w)
         out.append(f"{where}: pyxform: {message}")
     return out
 
 
-def _point(source: XLSFormSource, deployed: DeployedForm, sheet_rows: list[int], message: str) -> tuple[str, str]:
-    """(source location, message without pyxform's row number): pyxform numbers the rows KoBo deploys, which
-    are not the source's (metadata moved to the top, KoBo's questions expanded)."""
+def _point(name: str, locate: Callable[[str, int], str], message: str) -> tuple[str, str]:
+    """(where in the source, message without pyxform's row number): pyxform numbers the rows KoBo deploys,
+    which are not the source's (metadata moved to the top, KoBo's questions expanded)."""
     found = _ROW.search(message)
     text = _ROW.sub("", message).strip()
     if not found:
-        return _name(source), text
-    row = int(found.group(1))
-    if "'choices' sheet" in message and "choices" in source.sheets:
-        rows = source.sheets["choices"].rows
-        return (source.where("choices", rows[row - 2].row) if 2 <= row < len(rows) + 2 else _name(source)), text
-    index = row - 2
-    if 0 <= index < len(deployed.origins):
-        content_row = deployed.origins[index]
-        if 1 <= content_row <= len(sheet_rows):
-            return source.where("survey", sheet_rows[content_row - 1]), text
-    return _name(source), text
+        return name, text
+    return locate("choices" if "'choices' sheet" in message else "survey", int(found.group(1))), text
 
 
 def _kobo_differences(source: XLSFormSource, content: dict, sheet_rows: list[int]) -> list[str]:

@@ -80,7 +80,7 @@ def settle_names(rows: list[SurveyRow]) -> list[SurveyRow]:
     for i, r in enumerate(rows):  # then the others: $autoname, else the label, else type and $kuid
         if r.type.ends or i in named:
             continue
-        auto = _text(r.row.get("$autoname"))
+        auto = _text(r.row.get("$autoname")) or _text(str(r.row.get("$xpath") or "").rsplit("/", 1)[-1])
         if auto:
             name = auto if auto not in taken else _unique(auto, taken)
         else:

@@ -133,3 +133,19 @@ def test_forms_build_compiles_every_corpus_form_pyxform_compiles(path, tmp_path)
         assert path.stem in ("kobo_structures", "spellings")
         with pytest.raises(FormBuildError, match="pyxform"):
             build_form(path, tmp_path, validate=False, lint=False)
+
+
+def test_lint_reads_a_kobo_asset_as_json(tmp_path):
+    import json
+
+    content = {"survey": [{"type": "start", "name": "start"}, {"type": "text", "name": "q"},
+                          {"type": "select_one", "select_from_list_name": "missing", "name": "s"}],
+               "choices": [{"list_name": "yn", "name": "yes", "label": ["Yes"]}], "translations": [None]}
+    path = tmp_path / "asset.json"
+    path.write_text(json.dumps({"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "content": content}), "utf-8")
+    with pytest.raises(FormBuildError, match=r"asset.json \(content survey row 3\): pyxform refuses the form: "
+                                             r"List name not in choices sheet: missing"):
+        check_form(path)
+    content["survey"][2]["select_from_list_name"] = "yn"
+    path.write_text(json.dumps({"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "content": content}), "utf-8")
+    assert [f.path for f in check_form(path).schema.fields] == ["start", "q", "s"]
