@@ -24,6 +24,7 @@ from forms.source import XLSFormSource, read_source, read_xlsx, to_xlsx
 from forms.types import parse_type
 
 _ROW = re.compile(r"\[row\s*:\s*(\d+)\]\s*")
+_NAMED = re.compile(r"named '([^']+)'")
 
 
 @dataclass(slots=True)
@@ -133,25 +134,31 @@ def _compile(name: str, deployed: DeployedForm, locate: Callable[[str, int], str
         reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip() and "ODK Validate Errors" not in ln)
         raise FormBuildError(f"{name}: ODK Validate (JavaRosa) rejects the form: {reason}") from exc
     except PyXFormError as exc:
-        where, message = _point(name, locate, str(exc))
+        where, message = _point(name, locate, str(exc), deployed)
         raise FormBuildError(f"{where}: pyxform refuses the form: {message}") from exc
     except OSError as exc:  # Java missing with --validate
         raise FormBuildError(f"{name}: could not run ODK Validate ({exc}); is Java installed?") from exc
     out = []
     for w in warnings:
-        where, message = _point(name, locate, w)
+        where, message = _point(name, locate, w, deployed)
         out.append(f"{where}: pyxform: {message}")
     return out
 
 
-def _point(name: str, locate: Callable[[str, int], str], message: str) -> tuple[str, str]:
+def _point(name: str, locate: Callable[[str, int], str], message: str, deployed: DeployedForm) -> tuple[str, str]:
     """(where in the source, message without pyxform's row number): pyxform numbers the rows KoBo deploys,
-    which are not the source's (metadata moved to the top, KoBo's questions expanded)."""
+    which are not the source's (metadata moved to the top, KoBo's questions expanded); a message without a
+    row that names a question ("the survey element named 'q'") points at that question's row."""
     found = _ROW.search(message)
     text = _ROW.sub("", message).strip()
-    if not found:
-        return name, text
-    return locate("choices" if "'choices' sheet" in message else "survey", int(found.group(1))), text
+    if found:
+        return locate("choices" if "'choices' sheet" in message else "survey", int(found.group(1))), text
+    named = _NAMED.search(message)
+    if named:
+        for row, cells in enumerate(deployed.sheets.get("survey", []), start=2):
+            if cells.get("name") == named.group(1):
+                return locate("survey", row), text
+    return name, text
 
 
 def _kobo_differences(source: XLSFormSource, content: dict, sheet_rows: list[int]) -> list[str]:

@@ -138,8 +138,8 @@ def test_forms_build_compiles_every_corpus_form_pyxform_compiles(path, tmp_path)
 def test_lint_reads_a_kobo_asset_as_json(tmp_path):
     import json
 
-    content = {"survey": [{"type": "start", "name": "start"}, {"type": "text", "name": "q"},
-                          {"type": "select_one", "select_from_list_name": "missing", "name": "s"}],
+    content = {"survey": [{"type": "start", "name": "start"}, {"type": "text", "name": "q", "label": ["Q"]},
+                          {"type": "select_one", "select_from_list_name": "missing", "name": "s", "label": ["S"]}],
                "choices": [{"list_name": "yn", "name": "yes", "label": ["Yes"]}], "translations": [None]}
     path = tmp_path / "asset.json"
     path.write_text(json.dumps({"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "content": content}), "utf-8")
@@ -147,5 +147,11 @@ def test_lint_reads_a_kobo_asset_as_json(tmp_path):
                                              r"List name not in choices sheet: missing"):
         check_form(path)
     content["survey"][2]["select_from_list_name"] = "yn"
+    del content["survey"][1]["label"]
+    path.write_text(json.dumps({"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "content": content}), "utf-8")
+    with pytest.raises(FormBuildError, match=r"asset.json \(content survey row 2\): pyxform refuses the form: "
+                                             r"The survey element named 'q' has no label or hint"):
+        check_form(path)
+    content["survey"][1]["label"] = ["Q"]
     path.write_text(json.dumps({"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "content": content}), "utf-8")
     assert [f.path for f in check_form(path).schema.fields] == ["start", "q", "s"]
