@@ -71,7 +71,8 @@ def forms_build(
 
 @forms_app.command("lint")
 def forms_lint(
-    paths: list[Path] = typer.Argument(..., help="XLSForms to check: .xlsx, or .md in pyxform's markdown layout."),
+    paths: list[Path] = typer.Argument(..., help="Forms to check: XLSForms (.xlsx, or .md in pyxform's markdown "
+                                                 "layout) or KoBo assets saved as .json."),
     validate: bool = typer.Option(False, "--validate/--no-validate", help="Also run ODK Validate (Java)."),
 ) -> None:
     """Check any XLSForm as KoBo would deploy it (its importer, then pyxform) and as a sync would store it."""
