@@ -433,15 +433,6 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _enclosing_repeat(xpath: str, repeats: list[Repeat]) -> str | None:
-    """The innermost repeat whose path is a proper prefix of `xpath`."""
-    best: str | None = None
-    for r in repeats:
-        if xpath.startswith(r.path + "/") and (best is None or len(r.path) > len(best)):
-            best = r.path
-    return best
-
-
 def _bool_or_text(value: Any) -> str | None:
     if value is None or value == "" or value is False:
         return None
