@@ -35,7 +35,9 @@ TRANSLATABLE = (
     "video",
     "big-image",
 )
-_TRUE = {"yes", "true", "true()", "1"}
+# pyxform's yes/no spellings (aliases.yes_no), which KoBo's importer turns into true/false
+_YES_NO = {**{v: True for v in ("yes", "Yes", "YES", "true", "True", "TRUE", "true()")},
+           **{v: False for v in ("no", "No", "NO", "false", "False", "FALSE", "false()")}}
 
 
 def _split_translated(column: str) -> tuple[str, str | None]:
@@ -144,8 +146,10 @@ def convert(source: XLSFormSource) -> tuple[dict[str, Any], list[int]]:
             row["select_from_list_name"] = parsed.list_name
         if parsed.or_other:
             row["_or_other"] = True
-        if "required" in row:
-            row["required"] = str(row["required"]).strip().lower() in _TRUE
+        if "required" in row:  # yes/no as KoBo stores them (true/false); an expression stays as written
+            flag = str(row["required"]).strip()
+            if flag in _YES_NO:
+                row["required"] = _YES_NO[flag]
         name = row.get("name")
         if name and not _XML_NAME.fullmatch(name):
             raise FormBuildError(f"{where}: the name '{name}' is not a valid XML name (pyxform and KoBo refuse it): "

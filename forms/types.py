@@ -218,7 +218,10 @@ class ParsedType:
 _SPACES = re.compile(r"\s+")
 
 
-def _fold(text: str) -> str:
+def _fold(text: str, *, strict: bool = False) -> str:
+    """Runs of spaces as one (pyxform folds spaces only; a tab stays and the type is unknown to it)."""
+    if strict:
+        return re.sub(" +", " ", text.replace("\u00a0", " ").strip())
     return _SPACES.sub(" ", text.replace("\u00a0", " ")).strip()
 
 
@@ -245,7 +248,7 @@ def parse_type(raw: object, *, list_name: str | None = None, or_other: bool = Fa
 
     strict: as pyxform and KoBo's importer read an XLSForm (spaces folded, case kept); otherwise as a
     sync reads KoBo content (also any case, `_` for a space)."""
-    text = _fold(str(raw)) if raw is not None else ""
+    text = _fold(str(raw), strict=strict) if raw is not None else ""
     parsed = _parse(text, list_name, or_other, QUESTION_ALIASES)
     if parsed is None and not strict:
         lowered = text.lower()
