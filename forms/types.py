@@ -282,6 +282,8 @@ def _parse(text: str, list_name: str | None, or_other: bool, questions: dict[str
         alias = select["select"]
         return ParsedType(raw=text, base=SELECT_ALIASES[alias], list_name=select["list"],
                           or_other=or_other or bool(select["other"]), kobo_only=alias in KOBO_ONLY_SELECTS)
+    if text.startswith("osm ") and len(text.split(" ")) == 2:  # pyxform's `osm TAGS` (tags on the osm sheet)
+        return ParsedType(raw=text, base="osm", list_name=text.split(" ")[1])
     kobo = _KOBO_OR_OTHER.match(text)
     if kobo:
         return ParsedType(raw=text, base=kobo["select"], list_name=kobo["list"] or list_name, or_other=True,

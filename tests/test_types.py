@@ -61,6 +61,7 @@ def test_case_and_whitespace_as_pyxform_and_kobo_tolerate_them():
     legacy = parse_type("select_one", list_name="yn", or_other=True)  # KoBo content: type + _or_other
     assert legacy.or_other and legacy.list_name == "yn"
     assert not parse_type("something_new").known and parse_type("something_new").kind is Kind.TEXT
+    assert parse_type("osm building_tags", strict=True).base == "osm"  # pyxform's RE_OSM
 
 
 def test_kobo_spellings():
