@@ -61,6 +61,8 @@ def _survey_row(r: SurveyRow, translations: list[str | None]) -> dict[str, str]:
         kind = f"{t.base} {t.list_name}" + (" or_other" if t.or_other else "")
     elif t.container == "loop":
         kind = f"begin_loop over {t.list_name}"
+    elif t.base == "osm" and t.list_name:
+        kind = f"osm {t.list_name}"
     else:
         kind = t.base if t.known else t.raw
     cells["type"] = kind
