@@ -236,7 +236,7 @@ def _name_rows(source: XLSFormSource, rows: list[tuple[int, dict[str, Any]]]) ->
         name = row.get("name") or named.name
         row["$autoname"] = name
         row["$xpath"] = "/".join([*stack, name])
-        row["$kuid"] = _kuid(source.stem, row["$xpath"], str(sheet_row))
+        row["$kuid"] = _kuid(source.stem, row["$xpath"])
         if t.begins and t.container in _XPATH_CONTAINERS:
             stack.append(name)
         survey.append(row)
