@@ -76,16 +76,27 @@ def forms_lint(
     validate: bool = typer.Option(False, "--validate/--no-validate", help="Also run ODK Validate (Java)."),
 ) -> None:
     """Check any XLSForm as KoBo would deploy it (its importer, then pyxform) and as a sync would store it."""
+    from common.errors import FormBuildError
     from forms.check import check_form
 
+    refused: list[str] = []
     for path in paths:
-        report = check_form(path, validate=validate)
+        try:
+            report = check_form(path, validate=validate)
+        except FormBuildError as exc:
+            if len(paths) == 1:
+                raise
+            err.print(f"[red]refused[/] {exc}", highlight=False)
+            refused.append(path.name)
+            continue
         verdict = "[yellow]pyxform accepts it, KoBo's importer does not[/]" if report.kobo_refuses else "[green]ok[/]"
         out.print(f"{verdict} {path}: {report.summary}")
         for line in report.kobo:
             out.print(f"  [cyan]KoBo[/] {line}", highlight=False)
         for line in report.warnings:
             out.print(f"  [yellow]warning[/] {line}", highlight=False)
+    if refused:
+        raise FormBuildError(f"{len(refused)} of {len(paths)} forms refused: {', '.join(refused)}")
 
 
 @forms_app.command("publish")

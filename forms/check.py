@@ -5,6 +5,8 @@ The form is read as KoBo's importer reads it (forms.content), turned into the ro
 one it refuses fails with pyxform's own reason, pointed at the source row it comes from. On the way, the
 schema the sync would build is made (so what a sync would refuse is found here first) and what KoBo's
 importer does differently from pyxform is said: names it gives, metadata it moves, forms it refuses.
+(The programme's own conventions — three languages, snake_case names — are forms/lint.py, run by
+`amina forms build`.)
 """
 
 from __future__ import annotations

@@ -155,3 +155,14 @@ def test_lint_reads_a_kobo_asset_as_json(tmp_path):
     content["survey"][1]["label"] = ["Q"]
     path.write_text(json.dumps({"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "content": content}), "utf-8")
     assert [f.path for f in check_form(path).schema.fields] == ["start", "q", "s"]
+
+
+def test_cli_lint_checks_every_file_and_names_the_refused(tmp_path):
+    from amina.cli import app
+
+    good, bad = tmp_path / "good.md", tmp_path / "bad.md"
+    good.write_text(SURVEY + "| | text | q | Q |\n", "utf-8")
+    bad.write_text(SURVEY + "| | text | q | Q |\n| | end_repeat | | |\n", "utf-8")
+    result = CliRunner().invoke(app, ["forms", "lint", str(bad), str(good)])
+    assert "ok" in result.output and str(good) in result.output.replace("\n", "")
+    assert isinstance(result.exception, FormBuildError) and "1 of 2 forms refused: bad.md" in str(result.exception)
