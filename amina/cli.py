@@ -24,7 +24,7 @@ from common.errors import AminaError, ConfigError, StopNow, SyncInterrupted
 
 app = typer.Typer(help="amina-sync: KoBoToolbox → a normalized SQL warehouse.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-forms_app = typer.Typer(help="Build and publish the programme's XLSForms.", no_args_is_help=True,
+forms_app = typer.Typer(help="Check any XLSForm; build and publish the programme's.", no_args_is_help=True,
                         rich_markup_mode=None)
 app.add_typer(forms_app, name="forms")
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True, rich_markup_mode=None)
@@ -119,6 +119,39 @@ def forms_build(
             out.print(note("  warning", w))
     if skipped:
         out.print(note("note", skipped))
+
+
+@forms_app.command("lint")
+def forms_lint(
+    paths: list[Path] = typer.Argument(..., metavar="FILE...", help="Forms to check: XLSForms (.xlsx, or .md in "
+                                       "pyxform's markdown layout) or KoBo assets saved as .json."),
+    validate: bool = typer.Option(False, "--validate/--no-validate", help="Also run ODK Validate (Java)."),
+) -> None:
+    """Check any XLSForm as KoBo would deploy it (its importer, then pyxform) and as a sync would store it."""
+    from rich.text import Text
+
+    from common.errors import FormBuildError
+    from forms.check import check_form
+
+    refused: list[str] = []
+    for path in paths:
+        try:
+            report = check_form(path, validate=validate)
+        except FormBuildError as exc:
+            if len(paths) == 1:
+                raise
+            err.print(styled("refused", exc, "red"))
+            refused.append(path.name)
+            continue
+        verdict = (("pyxform accepts it, KoBo's importer does not", "yellow") if report.kobo_refuses
+                   else ("ok", "green"))
+        out.print(Text.assemble(verdict, f" {path}: {report.summary}"))
+        for line in report.kobo:
+            out.print(Text.assemble("  ", ("KoBo", "cyan"), f" {line}"))
+        for line in report.warnings:
+            out.print(note("  warning", line))
+    if refused:
+        raise FormBuildError(f"{len(refused)} of {len(paths)} forms refused: {', '.join(refused)}")
 
 
 @forms_app.command("publish")
@@ -327,12 +360,12 @@ def dictionary_cmd(
     if fmt == "table" and out_file is None:
         table = Table(title="data dictionary", title_justify="left")
         langs = sorted({k for e in entries for k in e if k.startswith("label_")})
-        for col in ("table", "column", "question", "type", "choices", *langs, "sensitive"):
+        for col in ("table", "column", "question", "type", "choices", *langs, "sensitive", "note"):
             table.add_column(col)
         for e in entries:
             table.add_row(*map(plain, (e["table_name"], e["column_name"], e["name"], e["xlsform_type"],
                                        e["choice_list"] or "", *[e.get(lang) or "" for lang in langs],
-                                       "yes" if e["sensitive"] else "")))
+                                       "yes" if e["sensitive"] else "", e["note"] or "")))
         out.print(table)
         return
     if fmt == "json":

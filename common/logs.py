@@ -61,8 +61,21 @@ class JsonFormatter(_Redacting):
         return redact(json.dumps(entry, ensure_ascii=False))
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record is emitted (not the stream of when it was configured,
+    which an in-process caller, a test runner for one, may have closed since)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def configure(level: int, fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.addFilter(RedactSecrets())
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          _Redacting("%(asctime)s %(levelname)s %(name)s: %(message)s"))

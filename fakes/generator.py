@@ -885,10 +885,13 @@ REFERRALS_YES = _Weighted({"iom_assistance": 30, "molsa_shelter": 15, "health_fa
 REFERRALS_NO = _Weighted({"no_referral": 50, "legal_aid": 15, "health_facility": 15, "psychosocial_service": 10,
                           "iom_assistance": 10})
 EXCLUSIVE_CODES = frozenset({"none", "dont_know", "do_not_know", "refused", "prefer_not_to_say", "no_answer"})
-META_TYPES = frozenset({"start", "end", "today", "deviceid", "username"})
-SKIPPED_TYPES = frozenset({"calculate", "hidden", "note", "audit", "phonenumber", "simserial", "subscriberid",
-                           "email", "background-audio", "background-geopoint", "xml-external", "csv-external"})
-ATTACHMENT_TYPES = {"image": "jpg", "file": "pdf", "audio": "m4a", "video": "mp4"}
+# metadata the device writes (ODK Collect's property names); `uri:` types are the same with a scheme
+META_TYPES = frozenset({"start", "end", "today", "deviceid", "username", "phonenumber", "simserial", "subscriberid",
+                        "email", "start-geopoint", "uri:deviceid", "uri:username", "uri:phonenumber", "uri:simserial",
+                        "uri:subscriberid", "uri:email"})
+SKIPPED_TYPES = frozenset({"calculate", "note", "xml-external", "csv-external"})
+ATTACHMENT_TYPES = {"image": "jpg", "file": "pdf", "audio": "m4a", "video": "mp4", "background-audio": "m4a",
+                    "osm": "osm"}
 # share of optional questions answered, by question name (default 0.85)
 ANSWER_RATE = {"full_name": 0.7, "phone": 0.4, "document_number": 0.3, "narrative": 0.6, "district": 0.75,
                "gps": 0.9, "venue": 0.95, "facilitators": 0.9, "position": 0.85, "photo": 0.85}
@@ -1025,7 +1028,8 @@ def _plan(schema: FormSchema, index: _Index) -> _Level:
         scope = _Scope(index, repeat.path if repeat else None)
         steps: list[_Step] = []
         for child in schema.child_repeats(level.repeat.path if level.repeat else None):
-            steps.append(_Step(path=child.path, name=child.name, row=child.row or 0, level=build(child)))
+            steps.append(_Step(path=child.path, name=child.name, row=child.row or 0, level=build(child),
+                               calc=_compile(scope, child.count, "calculation", child.path)))
         for f in schema.fields_in(level.repeat.path if level.repeat else None):
             step = _field_step(f, scope, _compile(scope, f.relevant, "relevant", f.path), schema)
             if step is None:
@@ -1069,6 +1073,19 @@ def _field_step(f: Field, scope: _Scope, relevant: Pred | None, schema: FormSche
         return step if step.calc is not None else None
     if f.kind is Kind.NONE or f.type in SKIPPED_TYPES:
         return None
+    if f.type == "hidden":  # nobody types into a hidden question: it holds its default, if it has one
+        if not f.default:
+            return None
+        default = f.default
+        step.make = step.fallback = lambda gen, env, st: default
+        step.required = True
+        return step
+    if "label" in (f.appearance or "").split():  # a select shown as a row of labels (KoBo's score header)
+        return None
+    if f.type == "audit":
+        step.make = step.fallback = _audit
+        step.required = True
+        return step
     if f.choice_list:
         found = schema.choice_lists.get(f.choice_list)
         step.choices = [c.code for c in found.choices] if found else None
@@ -1107,6 +1124,7 @@ class _Gen:
         self.paths = {f.name: f.path for f in schema.fields}
         self.plan = _plan(schema, self.index)
         self.meta_paths = [(f.path, f.type) for f in schema.fields_in(None) if f.type in META_TYPES]
+        self.extra_meta = {t for _, t in self.meta_paths} - {"start", "end", "today", "deviceid", "username"}
         self.days = [first_day + dt.timedelta(days=i) for i in range(PERIOD_DAYS)]
         self.iso_days = [d.isoformat() for d in self.days]
         self.midnights = [dt.datetime.combine(d, dt.time(), IRAQ_TIME) for d in self.days]
@@ -1160,6 +1178,8 @@ class _Gen:
         if self.meta_paths:
             meta = {"start": env.now, "end": _collect_time(end), "today": env.today, "deviceid": enumerator.device,
                     "username": enumerator.account or "username not found"}  # what Enketo writes when anonymous
+            if self.extra_meta:
+                meta.update(self._device_properties(enumerator, env))
             for path, kind in self.meta_paths:
                 if meta.get(kind):
                     root[path] = meta[kind]
@@ -1176,6 +1196,23 @@ class _Gen:
             received = end_utc + (self.cap - end_utc) * rng.random()
         return GeneratedSubmission(answers=answers, submission_time=received.replace(microsecond=0, tzinfo=None),
                                    submitted_by=enumerator.account, attachments=self.attachments)
+
+    def _device_properties(self, enumerator: _Enumerator, env: _Env) -> dict[str, str]:
+        """The rarer metadata (phone number, SIM serial, subscriber id, e-mail, start location), as Collect
+        reads them from the device; drawn only for forms that ask for them."""
+        rng = self.rng
+        account = enumerator.account or "anonymous"
+        sim = "8996" + "".join(str(int(rng.random() * 10)) for _ in range(15))
+        imsi = "41805" + "".join(str(int(rng.random() * 10)) for _ in range(10))
+        phone = self.phone()
+        lat, lon, alt = CENTRES[enumerator.governorate]
+        values = {"phonenumber": phone, "simserial": sim, "subscriberid": imsi, "email": f"{account}@example.org",
+                  "start-geopoint": f"{lat + (rng.random() - 0.5) * 0.05:.6f} {lon + (rng.random() - 0.5) * 0.05:.6f} "
+                                    f"{alt:.1f} {4 + rng.random() * 10:.1f}"}
+        values.update({f"uri:{k}": f"{k}:{v}" for k, v in values.items() if k != "start-geopoint"})
+        values["uri:deviceid"] = enumerator.device
+        values["uri:username"] = f"username:{account}"
+        return values
 
     def _end(self, start: dt.datetime, root: Instance) -> dt.datetime:
         rng = self.rng
@@ -1373,6 +1410,9 @@ def _calculate(st: _Step, env: _Env, out: Instance) -> None:
 
 
 def _repeat_count(gen: _Gen, env: _Env, st: _Step) -> int:
+    if st.calc is not None:  # the form's repeat_count: exactly that many instances
+        value = _num(st.calc(env))
+        return 0 if value != value or value < 0 else min(int(value), 50)
     rng = gen.rng
     match st.name:
         case "participants":
@@ -1502,6 +1542,12 @@ def _attachment(gen: _Gen, env: _Env, st: _Step) -> str:
     return gen.attachment(ATTACHMENT_TYPES.get(st.field.type, "bin"), st.field.type)
 
 
+def _audit(gen: _Gen, env: _Env, st: _Step) -> str:
+    """The audit log Collect attaches: always `audit.csv`."""
+    gen.attachments["audit.csv"] = b"event,node,start,end\nform start,,1741597203456,\n"
+    return "audit.csv"
+
+
 def _rank(gen: _Gen, env: _Env, st: _Step) -> str | None:
     codes = list(_allowed(st, env))
     gen.rng.shuffle(codes)
@@ -1536,6 +1582,8 @@ def _generic_maker(f: Field) -> Maker:
         return _attachment
     if f.type in ("geotrace", "geoshape"):
         return _geoshape
+    if f.type == "background-geopoint":
+        return _geopoint
     if f.type == "rank":
         return _rank
     if f.type in ("acknowledge", "trigger"):

@@ -31,13 +31,14 @@ from common.gcpause import gc_paused
 from fakes.kobo_query import Candidates, Query, sort_documents
 from forms.content import TRANSLATABLE
 from forms.schema import FormSchema, Kind
+from forms.types import TYPES
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # shortuuid, KpiUidField (§0)
 _UID_BYTES = bytes(ord(ALPHABET[b % len(ALPHABET)]) for b in range(256))  # a random byte → a uid character
 VALIDATION_STATUSES = {"validation_status_not_approved": "Not Approved",  # DEFAULT_VALIDATION_STATUSES (§2)
                        "validation_status_approved": "Approved",
                        "validation_status_on_hold": "On Hold"}
-MEDIA_TYPES = frozenset({"image", "audio", "video", "file", "background-audio", "background-video"})
+MEDIA_TYPES = frozenset(t.name for t in TYPES.values() if t.media)  # answers that are files: attachments
 MIMETYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
              "mp3": "audio/mpeg", "m4a": "audio/mp4", "ogg": "audio/ogg", "wav": "audio/x-wav", "amr": "audio/amr",
              "mp4": "video/mp4", "3gp": "video/3gpp", "pdf": "application/pdf", "csv": "text/csv",
@@ -61,6 +62,14 @@ class KoboApiError(Exception):
 class NotFound(KoboApiError):
     def __init__(self, detail: str = "Not found."):
         super().__init__(404, {"detail": detail})
+
+
+class KoboImportRefused(ValueError):
+    """What KoBo's importer refuses in a form pyxform may accept (forms.content.kobo_refusals)."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
 
 
 class DoesNotExist(LookupError):
@@ -384,11 +393,15 @@ class KoboStore:
                     "messages": task.messages, "uid": task.uid, "date_created": iso(task.date_created)}
 
     def _run_import(self, task: ImportTask) -> None:
-        from forms.content import to_content
+        from forms.content import kobo_refusals, to_content
         from forms.source import read_xlsx
 
         try:
             content = to_content(read_xlsx(task.data, task.filename))
+            refused = kobo_refusals(content)
+            if refused:
+                error_type, message = refused[0]
+                raise KoboImportRefused(error_type, message)
             if task.destination_uid:
                 asset = self.assets.get(task.destination_uid)
                 if asset is None:
@@ -403,6 +416,9 @@ class KoboStore:
                                                       asset_type=self._import_type(content, task.library))]
                 task.messages = {"created": [self._import_summary(asset)]}
             task.status = "complete"
+        except KoboImportRefused as exc:
+            task.messages = {"error_type": exc.error_type, "error": str(exc)}
+            task.status = "error"
         except Exception as exc:  # the task boundary: KoBo records any failure as error_type/error
             task.messages = {"error_type": type(exc).__name__, "error": str(exc)}
             task.status = "error"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import FormBuildError
-from forms.source import XLSFormSource, read_source, source_paths, stamp_version, to_xlsx
+from forms.source import XLSFormSource, source_paths, stamp_version, to_xlsx
+from forms.types import parse_type
 
 _ROW_REF = re.compile(r"\[row\s*:\s*(\d+)\]")
 _SHEET_REF = re.compile(r"On the '(\w+)' sheet")
@@ -70,9 +71,10 @@ def check_choice_lists(source: XLSFormSource) -> None:
     """Every select names a choice list that exists (pyxform's own message names neither list nor row)."""
     defined = {r.get("list_name") for r in source.rows("choices")}
     for r in source.sheets["survey"].rows:
-        parts = r.cells.get("type", "").split()
-        if len(parts) == 2 and parts[0] in ("select_one", "select_multiple", "rank") and parts[1] not in defined:
-            raise FormBuildError(f"{source.where('survey', r.row)}: the choice list '{parts[1]}' of question "
+        t = parse_type(r.cells.get("type", ""), strict=True)
+        if t.base in ("select_one", "select_multiple", "rank") and t.list_name and t.list_name not in defined \
+                and "${" not in t.list_name:
+            raise FormBuildError(f"{source.where('survey', r.row)}: the choice list '{t.list_name}' of question "
                                  f"'{r.cells.get('name')}' is not in the choices sheet")
 
 
@@ -137,7 +139,9 @@ class CompiledForm:
 def compile_source(path: Path, *, validate: bool = True, lint: bool = True) -> CompiledForm:
     """Read, lint (our conventions, forms.lint), stamp the version, and compile one source (pyxform, and
     ODK Validate with `validate`)."""
-    source = read_source(path)
+    from forms.check import read_any
+
+    source = read_any(path)
     if lint:
         from forms.lint import lint as lint_source
 
@@ -209,11 +213,12 @@ def resolve_sources(names: list[str] | None) -> list[Path]:
     out = []
     for name in names:
         p = Path(name)
-        if p.suffix == ".md" and p.exists():
+        if p.suffix.lower() in (".md", ".xlsx") and p.exists():
             out.append(p)
         elif name in shipped:
             out.append(shipped[name])
         else:
             known = ", ".join(sorted(shipped)) or "none"
-            raise FormBuildError(f"no form named '{name}' (known forms: {known}; or give a path to a .md source)")
+            raise FormBuildError(f"no form named '{name}' (known forms: {known}; or give a path to a .md or .xlsx "
+                                 f"XLSForm)")
     return out

@@ -15,7 +15,9 @@ import unicodedata
 from typing import Any
 
 from common.errors import FormBuildError
+from forms.expand import read_rows, settle_names
 from forms.source import XLSFormSource
+from forms.types import parse_type
 
 # Columns that XLSForm lets one translate with `column::Language (code)`.
 TRANSLATABLE = (
@@ -33,18 +35,9 @@ TRANSLATABLE = (
     "video",
     "big-image",
 )
-_GROUP_OPEN = {"begin_group", "begin_repeat", "begin group", "begin repeat"}
-_GROUP_CLOSE = {"end_group", "end_repeat", "end group", "end repeat"}
-_SELECT_PREFIXES = (
-    "select_one_from_file",
-    "select_multiple_from_file",
-    "select_one",
-    "select_multiple",
-    "select one",
-    "select multiple",
-    "rank",
-)
-_TRUE = {"yes", "true", "true()", "1"}
+# pyxform's yes/no spellings (aliases.yes_no), which KoBo's importer turns into true/false
+_YES_NO = {**{v: True for v in ("yes", "Yes", "YES", "true", "True", "TRUE", "true()")},
+           **{v: False for v in ("no", "No", "NO", "false", "False", "FALSE", "false()")}}
 
 
 def _split_translated(column: str) -> tuple[str, str | None]:
@@ -93,66 +86,84 @@ def _row_to_content(row: dict[str, str], translations: list[str | None]) -> dict
     return out
 
 
+# rows KoBo's importer moves to the top of the survey, by their type as written
+# (formpack `expand_content`: "prepend meta questions to the beginning of the survey")
+KOBO_META_TYPES = frozenset({"start", "today", "end", "deviceid", "phone_number", "audit", "username", "phonenumber",
+                             "imei", "start-geopoint"})
+_XPATH_CONTAINERS = ("group", "repeat", "score")  # KoBo's `$xpath` nests these only (kpi/utils/absolute_paths.py)
+
+
 def to_content(source: XLSFormSource) -> dict[str, Any]:
-    """The KoBo `content` JSON for a form: {schema, survey, choices, settings, translations, translated}."""
+    """The KoBo `content` JSON for a form, as KoBo's importer makes it from the XLSForm (see `convert`)."""
+    return convert(source)[0]
+
+
+def convert(source: XLSFormSource) -> tuple[dict[str, Any], list[int]]:
+    """The KoBo `content` JSON for a form, as KoBo's importer makes it from the XLSForm, and for each of its
+    survey rows the sheet row it comes from.
+
+    {schema, survey, choices, settings, translations, translated}: every type read as pyxform reads it
+    (an unknown one is refused, naming the row) and stored as KoBo stores it — `select_one` with
+    `select_from_list_name`, `_or_other` for `or_other`; the metadata rows (`start`, `end`, …) moved to
+    the top of the survey; every row with `$autoname` (a row without a name gets KoBo's name from its
+    label), `$xpath` as KoBo computes it, and `$kuid`."""
     translations = translations_of(source)
     translated_cols: set[str] = set()
-    survey: list[dict[str, Any]] = []
-    stack: list[str] = []
+    rows: list[tuple[int, dict[str, Any], bool]] = []  # (sheet row, content row, moved to the top by KoBo)
+    opened: list[tuple[str, int]] = []  # (container, sheet row) of the open begin rows
+    siblings: list[dict[str, int]] = [{}]  # per open container: name → sheet row (pyxform: unique among siblings)
     for sheet_row in source.sheets["survey"].rows:
+        where = source.where("survey", sheet_row.row)
         cells = dict(sheet_row.cells)
-        raw_type = " ".join(cells.get("type", "").split())
+        raw_type = " ".join(cells.get("type", "").split(" ")).strip()
         if not raw_type:
-            raise FormBuildError(f"{source.where('survey', sheet_row.row)}: a row without a type")
+            if not (cells.get("name") or any(k.split("::")[0] == "label" for k in cells)):
+                continue  # pyxform skips a row with neither type, name nor label
+            raise FormBuildError(f"{where}: a row without a type (pyxform: 'Question with no type')")
+        parsed = parse_type(raw_type, strict=True)
+        if not parsed.known:
+            raise FormBuildError(f"{where}: unknown question type '{raw_type}'{_did_you_mean(raw_type)}")
         row = _row_to_content(cells, translations)
         translated_cols.update(k for k, v in row.items() if isinstance(v, list))
-        lowered = raw_type.lower()
-        for prefix in _SELECT_PREFIXES:
-            if lowered.startswith(prefix + " "):
-                row["type"] = prefix.replace(" ", "_")
-                row["select_from_list_name"] = raw_type[len(prefix) + 1 :].strip()
-                break
-        else:
-            row["type"] = lowered.replace(" ", "_") if lowered in _GROUP_OPEN | _GROUP_CLOSE else raw_type
-        if "required" in row:
-            row["required"] = str(row["required"]).strip().lower() in _TRUE
-        t = row["type"]
-        if t in ("end_group", "end_repeat"):
-            if not stack:
-                raise FormBuildError(f"{source.where('survey', sheet_row.row)}: {t} without a matching begin")
-            stack.pop()
-            row.pop("name", None)
-            row["$kuid"] = _kuid(source.stem, "end", str(sheet_row.row))
-            survey.append(row)
-            continue
+        row["type"] = parsed.base
         name = row.get("name")
-        if not name:
-            if t in ("note",) or t.startswith("begin_"):
-                name = f"{t}_{sheet_row.row}"
+        if name and not parsed.ends:
+            if name in siblings[-1]:
+                raise FormBuildError(f"{where}: the name '{name}' is already used on survey row "
+                                     f"{siblings[-1][name]} in the same group; pyxform (and KoBo) need another name")
+            siblings[-1][name] = sheet_row.row
+        if parsed.container:
+            if parsed.ends:
+                _close(opened, parsed.container, where)
+                siblings.pop()
+                row.pop("name", None)
             else:
-                raise FormBuildError(f"{source.where('survey', sheet_row.row)}: a '{t}' question without a name")
-        xpath = "/".join([*stack, name])
-        row["$autoname"] = name
-        row["$xpath"] = xpath
-        row["$kuid"] = _kuid(source.stem, xpath)
-        if t in ("begin_group", "begin_repeat"):
-            stack.append(name)
-        survey.append(row)
-    if stack:
-        raise FormBuildError(f"{source.stem}: group or repeat '{stack[-1]}' is never closed")
-
-    choices: list[dict[str, Any]] = []
-    for sheet_row in source.sheets["choices"].rows if "choices" in source.sheets else []:
-        row = _row_to_content(dict(sheet_row.cells), translations)
-        translated_cols.update(k for k, v in row.items() if isinstance(v, list))
-        if "list_name" not in row or "name" not in row:
-            raise FormBuildError(f"{source.where('choices', sheet_row.row)}: a choice needs list_name and name")
-        row["$autovalue"] = row["name"]
-        row["$kuid"] = _kuid(source.stem, row["list_name"], row["name"])
-        choices.append(row)
-
+                opened.append((parsed.container, sheet_row.row))
+                siblings.append({})
+                if parsed.list_name:  # `begin loop over LIST`
+                    row["select_from_list_name"] = parsed.list_name
+        elif parsed.list_name:
+            row["select_from_list_name"] = parsed.list_name
+        if parsed.or_other:
+            row["_or_other"] = True
+        if "required" in row:  # yes/no as KoBo stores them (true/false); an expression stays as written
+            flag = str(row["required"]).strip()
+            if flag in _YES_NO:
+                row["required"] = _YES_NO[flag]
+        name = row.get("name")
+        if name and not _XML_NAME.fullmatch(name):
+            raise FormBuildError(f"{where}: the name '{name}' is not a valid XML name (pyxform and KoBo refuse it): "
+                                 f"start with a letter or _, then letters, digits, _, - or .")
+        rows.append((sheet_row.row, row, raw_type in KOBO_META_TYPES))
+    if opened:
+        container, row_number = opened[-1]
+        raise FormBuildError(f"{source.where('survey', row_number)}: {container} opened here is never closed")
+    moved = [(n, row) for n, row, meta in rows if meta] + [(n, row) for n, row, meta in rows if not meta]
+    survey = _name_rows(source, moved)
+    sheet_rows = [n for n, _ in moved]
+    choices = _choices(source, translations, translated_cols)
     settings = dict((source.rows("settings") or [{}])[0])
-    return {
+    content: dict[str, Any] = {
         "schema": "1",
         "survey": survey,
         "choices": choices,
@@ -160,6 +171,93 @@ def to_content(source: XLSFormSource) -> dict[str, Any]:
         "translated": sorted(translated_cols),
         "translations": translations,
     }
+    for sheet in EXTRA_SHEETS:  # kept as KoBo keeps them, cells as written, for the deployed XLSForm
+        if source.rows(sheet):
+            content[sheet] = [dict(r) for r in source.rows(sheet)]
+    return content, sheet_rows
+
+
+EXTRA_SHEETS = ("external_choices", "osm", "entities")
+
+
+def kobo_refusals(content: dict[str, Any]) -> list[tuple[str, str]]:
+    """What KoBo's importer refuses in a form pyxform may accept, as (KoBo's error type, message):
+    a name used twice anywhere in the form (`kpi/models/import_export_task.py`: names must be unique in
+    the whole form, not only within their group) and pyxform's `loop` (KoBo's type aliases do not know it)."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for row in content.get("survey") or []:
+        t = parse_type(row.get("type"), list_name=row.get("select_from_list_name"))
+        if t.ends:
+            continue
+        if t.container == "loop":
+            out.append(("ValueError", f"unknown type ['begin loop over {t.list_name}']: KoBo does not read "
+                                      f"pyxform's loops"))
+        name = row.get("name")
+        if name and name in seen:
+            out.append(("DuplicateNameException", f"Duplicate node name: {name}"))
+        if name:
+            seen.add(name)
+    return out
+
+
+_XML_NAME = re.compile(r"[^\W\d][\w.\-]*")
+
+
+def _did_you_mean(raw: str) -> str:
+    lenient = parse_type(raw)
+    if lenient.known:
+        return f"; did you mean '{lenient.base}'? (pyxform reads types case-sensitively)"
+    return " (see the XLSForm question types at https://xlsform.org/en/#question-types)"
+
+
+def _close(opened: list[tuple[str, int]], container: str, where: str) -> None:
+    if not opened:
+        raise FormBuildError(f"{where}: end_{container} without a matching begin_{container}")
+    begun, row = opened.pop()
+    if begun != container:
+        raise FormBuildError(f"{where}: end_{container} closes the {begun} opened on survey row {row}; "
+                             f"write end_{begun}")
+
+
+def _name_rows(source: XLSFormSource, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`$autoname` (KoBo's name for a row without one), `$xpath` as KoBo computes it, and `$kuid`."""
+    settled = settle_names(read_rows([row for _, row in rows]))
+    survey: list[dict[str, Any]] = []
+    stack: list[str] = []
+    for (sheet_row, row), named in zip(rows, settled, strict=True):
+        t = named.type
+        if t.ends:
+            if t.container in _XPATH_CONTAINERS and stack:
+                stack.pop()
+            row["$kuid"] = _kuid(source.stem, "end", str(sheet_row))
+            survey.append(row)
+            continue
+        name = row.get("name") or named.name
+        row["$autoname"] = name
+        row["$xpath"] = "/".join([*stack, name])
+        row["$kuid"] = _kuid(source.stem, row["$xpath"])
+        if t.begins and t.container in _XPATH_CONTAINERS:
+            stack.append(name)
+        survey.append(row)
+    return survey
+
+
+def _choices(source: XLSFormSource, translations: list[str | None], translated_cols: set[str]) -> list[dict[str, Any]]:
+    choices: list[dict[str, Any]] = []
+    for sheet_row in source.sheets["choices"].rows if "choices" in source.sheets else []:
+        row = _row_to_content(dict(sheet_row.cells), translations)
+        translated_cols.update(k for k, v in row.items() if isinstance(v, list))
+        where = source.where("choices", sheet_row.row)
+        if "list_name" not in row:
+            raise FormBuildError(f"{where}: a choice without a list_name")
+        if "name" not in row:
+            raise FormBuildError(f"{where}: choice of list '{row['list_name']}' without a name (pyxform: "
+                                 f"'Choices must have a name')")
+        row["$autovalue"] = row["name"]
+        row["$kuid"] = _kuid(source.stem, row["list_name"], row["name"])
+        choices.append(row)
+    return choices
 
 
 LANG_CODE = re.compile(r"\(([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)*)\)\s*$")

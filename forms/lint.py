@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from forms.content import TRANSLATABLE, language_code
 from forms.source import XLSFormSource
+from forms.types import SELECT_TYPES, parse_type
 
 REQUIRED_LANGUAGES = ("en", "ar", "ckb")
 MAX_NAME = 40
@@ -25,7 +26,6 @@ NO_INPUT = {"calculate", "note", "start", "end", "today", "deviceid", "username"
             "begin group", "end group", "begin repeat", "end repeat"}
 STRUCTURE = {"begin_group", "end_group", "begin_repeat", "end_repeat", "begin group", "end group", "begin repeat",
              "end repeat"}
-SELECTS = ("select_one", "select_multiple", "rank", "select one", "select multiple")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,9 @@ def lint(source: XLSFormSource) -> list[Finding]:
         name = cells.get("name", "")
         if rtype in ("end_group", "end_repeat", "end group", "end repeat"):
             continue
-        parts = rtype.split()
-        if parts and parts[0] in SELECTS and len(parts) == 2:
-            used_lists.add(cells["type"].split()[1])
+        parsed = parse_type(cells.get("type", ""))
+        if parsed.base in SELECT_TYPES and parsed.list_name:
+            used_lists.add(parsed.list_name)
         if name:
             if not SNAKE.match(name):
                 add(Finding(where, f"name '{name}' is not snake_case (a-z, 0-9, _; starting with a letter)"))

@@ -8,7 +8,7 @@ else. It is built from KoBo's asset `content` JSON; our own XLSForm sources reac
 
 from __future__ import annotations
 
-import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,11 +17,14 @@ from typing import Any
 
 from common.errors import FormBuildError
 from forms.content import language_code
+from forms.expand import SurveyRow, expand, read_rows, settle_names
+from forms.types import SELECT_TYPES, TYPES, Kind
+
+__all__ = ["Choice", "ChoiceList", "Field", "FormSchema", "Group", "Kind", "Repeat", "is_answer_key"]
 
 SENSITIVE_COLUMN = "amina::sensitive"
 # XLSForm metadata: the device fills these when a form is opened or saved, the enumerator never does
-METADATA_TYPES = frozenset({"start", "end", "today", "deviceid", "username", "phonenumber", "simserial",
-                            "subscriberid", "email", "audit"})
+METADATA_TYPES = frozenset(t.name for t in TYPES.values() if t.metadata)
 # keys of a KoBo submission that are KoBo's or the form's bookkeeping, not answers to its questions
 SYSTEM_PREFIXES = ("_", "formhub/", "meta/", "__version__")
 
@@ -31,47 +34,6 @@ def is_answer_key(key: str) -> bool:
     return not key.startswith(SYSTEM_PREFIXES)
 
 
-class Kind(enum.StrEnum):
-    """What a question's answer is, as far as storage is concerned."""
-
-    INTEGER = "integer"
-    DECIMAL = "decimal"
-    DATE = "date"
-    DATETIME = "datetime"
-    TIME = "time"
-    TEXT = "text"
-    GEOPOINT = "geopoint"
-    SELECT_ONE = "select_one"
-    SELECT_MULTIPLE = "select_multiple"
-    NONE = "none"  # notes and other rows that never carry an answer
-
-
-# XLSForm type (lower case, aliases folded) → storage kind. Unknown types are stored as text.
-_KINDS: dict[str, Kind] = {
-    "integer": Kind.INTEGER,
-    "int": Kind.INTEGER,
-    "decimal": Kind.DECIMAL,
-    "range": Kind.DECIMAL,
-    "date": Kind.DATE,
-    "today": Kind.DATE,
-    "datetime": Kind.DATETIME,
-    "start": Kind.DATETIME,
-    "end": Kind.DATETIME,
-    "time": Kind.TIME,
-    "geopoint": Kind.GEOPOINT,
-    "start-geopoint": Kind.GEOPOINT,
-    "select_one": Kind.SELECT_ONE,
-    "select_one_from_file": Kind.SELECT_ONE,
-    "select_one_external": Kind.SELECT_ONE,
-    "select_multiple": Kind.SELECT_MULTIPLE,
-    "select_all_that_apply": Kind.SELECT_MULTIPLE,
-    "select_multiple_from_file": Kind.SELECT_MULTIPLE,
-    "note": Kind.NONE,
-    "xml-external": Kind.NONE,
-    "csv-external": Kind.NONE,
-}
-_STRUCTURE = {"begin_group", "end_group", "begin_repeat", "end_repeat", "begin_kobomatrix",
-              "end_kobomatrix", "begin_score", "end_score", "begin_rank", "end_rank"}
 _TRUE = {"yes", "true", "true()", "1", "y"}
 
 
@@ -107,6 +69,7 @@ class Repeat:
     labels: Mapping[str, str]
     sensitive: bool = False
     row: int | None = None
+    count: str | None = None  # repeat_count: how many instances the form asks for (an expression)
 
     @property
     def depth(self) -> int:
@@ -127,7 +90,7 @@ class Group:
 class Field:
     """One question: what it is, where it lives, and how people see it."""
 
-    path: str  # KoBo flat key: "group/sub/question"
+    path: str  # the key KoBo writes the answer under: "group/sub/question"
     name: str
     type: str  # XLSForm type as written (folded to lower case, e.g. "select_one", "integer", "start")
     kind: Kind
@@ -142,8 +105,10 @@ class Field:
     calculation: str | None = None
     choice_filter: str | None = None
     appearance: str | None = None
+    default: str | None = None
     sensitive: bool = False
-    row: int | None = None  # 1-based position among the survey rows (1 = the first question row)
+    row: int | None = None  # 1-based position in the survey as the XForm has it (KoBo's structures expanded)
+    generated: str | None = None  # set for a node pyxform adds: "or_other of q", "repeat_count of r"
 
     @property
     def stores_data(self) -> bool:
@@ -274,15 +239,24 @@ class FormSchema:
 
 
 class _Builder:
+    """Walks the survey as the XForm has it (forms.expand) and records every node that carries data under the
+    key KoBo writes it with: the group path (no groups with the `flat` setting), `meta/audit` for the audit,
+    and the nodes pyxform adds — `<select>_other` after an `or_other` select, `<repeat>_count` before a
+    repeat whose repeat_count is an expression. KoBo's `$xpath` is not trusted: for rank and matrix
+    questions and under `flat` it is not the data's key."""
+
     def __init__(self, content: Mapping[str, Any], sensitive: set[str]):
         if not isinstance(content, Mapping) or not isinstance(content.get("survey"), list):
             raise FormBuildError("the form content has no 'survey' list: is this a KoBo survey asset?")
         self.content = content
         self.extra_sensitive = sensitive
         translations = content.get("translations") or [None]
-        self.translations: list[str | None] = list(translations)
-        self.codes = [language_code(t) for t in self.translations]
-        self.translated = set(content.get("translated") or ())
+        if not isinstance(translations, list):
+            raise FormBuildError("the form content's 'translations' is not a list")
+        self.translations: list[str | None] = [t if t is None else str(t) for t in translations]
+        self.codes = _unique_codes([language_code(t) for t in self.translations])
+        if not isinstance(content.get("choices") or [], list):
+            raise FormBuildError("the form content's 'choices' is not a list of choices")
 
     def _texts(self, row: Mapping[str, Any], column: str) -> dict[str, str]:
         value = row.get(column)
@@ -290,105 +264,173 @@ class _Builder:
             return {}
         if isinstance(value, list):
             return {code: str(v) for code, v in zip(self.codes, value, strict=False) if v not in (None, "")}
+        if isinstance(value, Mapping):  # pyxform's own JSON: {language: text}
+            by_name = {t: c for t, c in zip(self.translations, self.codes, strict=False)}
+            return {by_name.get(k, language_code(str(k))): str(v) for k, v in value.items() if v not in (None, "")}
         # an untranslated string: it holds for every language
         return {code: str(value) for code in self.codes}
 
     def build(self, *, form_id: str | None, title: str | None, version: str | None) -> FormSchema:
         settings = self.content.get("settings") or {}
         if isinstance(settings, list):  # very old KoBo content keeps settings as a one-row list
-            settings = settings[0] if settings else {}
-        fields: list[Field] = []
-        repeats: list[Repeat] = []
-        groups: list[Group] = []
-        stack: list[tuple[str, str, bool]] = []  # (name, kind 'group'|'repeat', sensitive)
-        seen: set[str] = set()
-        position = 0
-        for row in self.content["survey"]:
-            position += 1
-            rtype = str(row.get("type", "")).strip()
-            folded = rtype.lower().replace(" ", "_")
-            if folded.startswith("end_") and folded in _STRUCTURE:
-                if stack:
-                    stack.pop()
-                continue
-            name = row.get("name") or row.get("$autoname")
-            if not name:
-                if folded == "note" or folded.startswith("begin_"):
-                    name = f"{folded}_{position}"
-                else:
-                    raise FormBuildError(f"survey row {position}: a '{rtype}' question without a name")
-            xpath = row.get("$xpath") or "/".join([*(s[0] for s in stack), name])
-            in_sensitive_group = any(s[2] for s in stack)
-            sensitive = (
-                in_sensitive_group
-                or _truthy(row.get(SENSITIVE_COLUMN))
-                or xpath in self.extra_sensitive
-                or name in self.extra_sensitive
-            )
-            if folded.startswith("begin_") and folded in _STRUCTURE:
-                is_repeat = folded == "begin_repeat"
-                stack.append((name, "repeat" if is_repeat else "group", sensitive))
-                groups.append(Group(path=xpath, name=name, relevant=row.get("relevant") or None, is_repeat=is_repeat))
-                if is_repeat:
-                    repeats.append(Repeat(path=xpath, name=name, parent=_enclosing_repeat(xpath, repeats),
-                                          labels=self._texts(row, "label"), sensitive=sensitive, row=position))
-                continue
-            if xpath in seen:
-                raise FormBuildError(f"survey row {position}: the name '{xpath}' is used twice")
-            seen.add(xpath)
-            choice_list = row.get("select_from_list_name")
-            base_type = folded
-            if not choice_list:  # XLSForm spelling "select_one yn" kept in type
-                parts = rtype.split()
-                if len(parts) == 2 and parts[0].lower() in _KINDS:
-                    base_type, choice_list = parts[0].lower(), parts[1]
-            fields.append(Field(
-                path=xpath,
-                name=name,
-                type=base_type,
-                kind=_KINDS.get(base_type, Kind.TEXT),
-                repeat=_enclosing_repeat(xpath, repeats),
-                choice_list=choice_list,
-                labels=self._texts(row, "label"),
-                hints=self._texts(row, "hint"),
-                required=_bool_or_text(row.get("required")),
-                relevant=row.get("relevant") or None,
-                constraint=row.get("constraint") or None,
-                constraint_message=self._texts(row, "constraint_message"),
-                calculation=row.get("calculation") or None,
-                choice_filter=row.get("choice_filter") or None,
-                appearance=row.get("appearance") or None,
-                sensitive=sensitive,
-                row=position,
-            ))
-        choice_lists: dict[str, list[Choice]] = {}
-        for row in self.content.get("choices") or []:
-            list_name = row.get("list_name")
-            code = row.get("name") if row.get("name") not in (None, "") else row.get("$autovalue")
-            if not list_name or code in (None, ""):
-                continue
-            choice_lists.setdefault(str(list_name), []).append(
-                Choice(code=str(code), labels=self._texts(row, "label")))
+            settings = settings[0] if settings and isinstance(settings[0], Mapping) else {}
+        if not isinstance(settings, Mapping):
+            settings = {}
+        raw_choices = self._raw_choices()
+        rows = expand(settle_names(read_rows(self.content["survey"])), raw_choices)
+        walk = _Walk(self, flat=_flat(settings.get("flat")))
+        for position, r in enumerate(rows, start=1):
+            walk.row(r, position)
+        choice_lists = self._choice_lists(raw_choices, walk.or_other_lists)
         return FormSchema(
             form_id=form_id or str(settings.get("form_id") or settings.get("id_string") or "form"),
             title=title or str(settings.get("form_title") or settings.get("title") or form_id or "form"),
             version=version or (str(settings["version"]) if settings.get("version") else None),
             languages=tuple(self.codes),
             language_names=dict(zip(self.codes, self.translations, strict=False)),
-            fields=tuple(fields),
-            repeats=tuple(repeats),
-            choice_lists={k: ChoiceList(k, tuple(v)) for k, v in choice_lists.items()},
-            groups=tuple(groups),
+            fields=tuple(walk.fields),
+            repeats=tuple(walk.repeats),
+            choice_lists=choice_lists,
+            groups=tuple(walk.groups),
         )
 
+    def _raw_choices(self) -> dict[str, list[Mapping[str, Any]]]:
+        out: dict[str, list[Mapping[str, Any]]] = {}
+        for row in self.content.get("choices") or []:
+            if isinstance(row, Mapping) and row.get("list_name") not in (None, ""):
+                out.setdefault(str(row["list_name"]), []).append(row)
+        return out
 
-def _enclosing_repeat(xpath: str, repeats: list[Repeat]) -> str | None:
-    """The innermost repeat whose path is a proper prefix of `xpath`."""
-    best: str | None = None
-    for r in repeats:
-        if xpath.startswith(r.path + "/") and (best is None or len(r.path) > len(best)):
-            best = r.path
-    return best
+    def _choice_lists(self, raw: Mapping[str, list[Mapping[str, Any]]], or_other: set[str]) -> dict[str, ChoiceList]:
+        lists: dict[str, ChoiceList] = {}
+        for name, rows in raw.items():
+            choices: list[Choice] = []
+            seen: set[str] = set()
+            for row in rows:
+                code = row.get("name") if row.get("name") not in (None, "") else row.get("$autovalue")
+                if code in (None, "") or str(code) in seen:
+                    continue
+                seen.add(str(code))
+                choices.append(Choice(code=str(code), labels=self._texts(row, "label")))
+            if name in or_other and "other" not in seen:  # pyxform adds the choice `other`, labelled "Other"
+                choices.append(Choice(code="other", labels={code: "Other" for code in self.codes}))
+            lists[name] = ChoiceList(name, tuple(choices))
+        return lists
+
+
+class _Walk:
+    """The state of one walk over the expanded survey rows."""
+
+    def __init__(self, builder: _Builder, *, flat: bool):
+        self.b = builder
+        self.flat = flat
+        self.fields: list[Field] = []
+        self.repeats: list[Repeat] = []
+        self.groups: list[Group] = []
+        self.stack: list[tuple[str, str | None, bool]] = []  # (path segment or None, repeat path or None, sensitive)
+        self.seen: dict[str, int] = {}
+        self.or_other_lists: set[str] = set()
+
+    def _parent(self) -> list[str]:
+        return [segment for segment, _, _ in self.stack if segment is not None]
+
+    def _repeat(self) -> str | None:
+        return next((rep for _, rep, _ in reversed(self.stack) if rep is not None), None)
+
+    def row(self, r: SurveyRow, position: int) -> None:
+        t = r.type
+        if t.ends:
+            if self.stack:
+                self.stack.pop()
+            return
+        name = r.name
+        if not name:
+            raise FormBuildError(f"survey row {r.position}: a '{t.raw}' row without a name")
+        row = r.row
+        if t.begins:
+            self._begin(r, name, position)
+            return
+        path = "meta/audit" if t.base == "audit" else "/".join([*self._parent(), name]) if not self.flat else name
+        self._add(r, position, Field(
+            path=path, name=name, type=t.base if t.known else t.raw.lower(), kind=t.kind, repeat=self._repeat(),
+            choice_list=t.list_name if t.base in SELECT_TYPES else None, labels=self.b._texts(row, "label"),
+            hints=self.b._texts(row, "hint"), required=_bool_or_text(row.get("required")),
+            relevant=_text(row.get("relevant")), constraint=_text(row.get("constraint")),
+            constraint_message=self.b._texts(row, "constraint_message"),
+            calculation=_text(row.get("calculation")), choice_filter=_text(row.get("choice_filter")),
+            appearance=_text(row.get("appearance")), default=_text(row.get("default")),
+            sensitive=self._sensitive(row, path, name), row=position))
+        if t.or_other and t.base in SELECT_TYPES:
+            if t.list_name:
+                self.or_other_lists.add(t.list_name)
+            other = f"{name}_other"
+            other_path = other if self.flat else "/".join([*self._parent(), other])
+            self._add(r, position, Field(
+                path=other_path, name=other, type="text", kind=Kind.TEXT, repeat=self._repeat(),
+                labels={code: "Specify other." for code in self.b.codes}, relevant=f"selected(${{{name}}}, 'other')",
+                sensitive=self._sensitive(row, path, name), row=position, generated=f"or_other of {name}"))
+
+    def _begin(self, r: SurveyRow, name: str, position: int) -> None:
+        t, row = r.type, r.row
+        is_repeat = t.container == "repeat" and not self.flat
+        path = "/".join([*self._parent(), name])
+        sensitive = self._sensitive(row, path, name)
+        count = _text(row.get("repeat_count") or row.get("jr:count") or row.get("count"))
+        if t.container == "repeat" and count and not _REFERENCE.fullmatch(count):
+            generated = f"{name}_count"  # pyxform's node for a repeat_count that is not a plain ${reference}
+            self._add(r, position, Field(
+                path=generated if self.flat else "/".join([*self._parent(), generated]), name=generated,
+                type="calculate", kind=Kind.TEXT, repeat=self._repeat(), calculation=count, sensitive=sensitive,
+                row=position, generated=f"repeat_count of {name}"))
+        if self.flat:  # pyxform's `flat`: no group or repeat nests the data
+            self.stack.append((None, None, sensitive))
+            return
+        self.groups.append(Group(path=path, name=name, relevant=_text(row.get("relevant")), is_repeat=is_repeat))
+        if is_repeat:
+            self.repeats.append(Repeat(path=path, name=name, parent=self._repeat(), labels=self.b._texts(row, "label"),
+                                       sensitive=sensitive, row=position, count=count))
+        self.stack.append((name, path if is_repeat else None, sensitive))
+
+    def _sensitive(self, row: Mapping[str, Any], path: str, name: str) -> bool:
+        extra = self.b.extra_sensitive
+        return (any(s for _, _, s in self.stack) or _truthy(row.get(SENSITIVE_COLUMN)) or path in extra
+                or name in extra)
+
+    def _add(self, r: SurveyRow, position: int, f: Field) -> None:
+        if f.path in self.seen:
+            where = "the form's `flat` setting puts every question at the top, so " if self.flat else ""
+            raise FormBuildError(f"survey row {r.position}: {where}the data key '{f.path}' is already used by survey "
+                                 f"row {self.seen[f.path]}; rename one of the two")
+        self.seen[f.path] = r.position
+        self.fields.append(f)
+
+
+_REFERENCE = re.compile(r"\$\{[^\W\d][\w.\-]*\}")
+
+
+def _flat(value: Any) -> bool:
+    """pyxform's `flat` setting is on for any value it is given (`settings.get("flat", False)`), even "no"."""
+    if isinstance(value, bool):
+        return value
+    return value not in (None, "")
+
+
+def _unique_codes(codes: list[str]) -> list[str]:
+    """Two translations that fold to the same code ('English', 'english') get distinct ones."""
+    out: list[str] = []
+    for code in codes:
+        candidate, n = code, 1
+        while candidate in out:
+            n += 1
+            candidate = f"{code}_{n}"
+        out.append(candidate)
+    return out
+
+
+def _text(value: Any) -> str | None:
+    if value in (None, "") or isinstance(value, bool):
+        return None
+    return str(value)
 
 
 def _bool_or_text(value: Any) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.errors import FormBuildError
+from forms.headers import SHEETS, column_name, sheet_name
 
 SOURCES_DIR = Path(__file__).parent / "sources"
 
@@ -44,6 +45,7 @@ class XLSFormSource:
 
     path: Path | None
     sheets: dict[str, Sheet]
+    notes: list[str] = field(default_factory=list)  # what the reader let pass that a person should know
 
     def rows(self, sheet: str) -> list[dict[str, str]]:
         found = self.sheets.get(sheet)
@@ -79,27 +81,41 @@ def _cells(line: str) -> list[str]:
     return [c.strip().replace("\\|", "|") for c in _CELL_SPLIT.split(inner)]
 
 
+_INLINE_COMMENT = re.compile(r"^(.*\|)\s*#[^|]*$")
+
+
 def read_markdown(text: str, path: Path | None = None) -> XLSFormSource:
-    """Parse pyxform's markdown layout: a line `| sheet |` opens a sheet, its next row is the header."""
+    """Parse pyxform's markdown layout: a line `| sheet |` opens a sheet, its next row is the header.
+
+    As pyxform reads it: sheet names in any case (`| Survey |`), column headers as `forms.headers` reads
+    them, `#` comment lines and a trailing `# comment` after the last cell ignored, and a form whose only
+    sheet has another name read as its survey."""
     sheets: dict[str, Sheet] = {}
+    notes: list[str] = []
     current: Sheet | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped.startswith("|") or stripped.startswith("#"):
             continue
+        comment = _INLINE_COMMENT.match(stripped)
+        if comment:
+            stripped = comment.group(1)
         if _SEPARATOR.match(stripped):
             continue
         cells = _cells(stripped)
         first, rest = cells[0], cells[1:]
         if first:
-            if first in sheets:
-                raise FormBuildError(f"{_name(path)} line {number}: sheet '{first}' appears twice")
-            current = sheets[first] = Sheet(name=first, header=[])
+            name = sheet_name(first)
+            if name in sheets:
+                notes.append(f"{_name(path)} line {number}: sheet '{first}' appears twice; pyxform reads the "
+                             f"last one, and so do we")
+            current = sheets[name] = Sheet(name=name, header=[])
             continue
         if current is None:
             raise FormBuildError(f"{_name(path)} line {number}: a row before any sheet name (| survey |)")
         if not current.header:
-            current.header = rest
+            current.header = [column_name(current.name, h) if h else "" for h in rest]
+            _check_header(current, f"{_name(path)} line {number}")
             continue
         if not any(rest):
             continue
@@ -112,9 +128,31 @@ def read_markdown(text: str, path: Path | None = None) -> XLSFormSource:
                 )
         row_cells = {h: v for h, v in zip(current.header, rest, strict=False) if h and v}
         current.rows.append(SheetRow(cells=row_cells, line=number, row=len(current.rows) + 2))
-    if "survey" not in sheets:
-        raise FormBuildError(f"{_name(path)}: no '| survey |' sheet found")
-    return XLSFormSource(path=path, sheets=sheets)
+    return _with_survey(XLSFormSource(path=path, sheets=sheets, notes=notes), _name(path))
+
+
+def _check_header(sheet: Sheet, where: str) -> None:
+    seen: set[str] = set()
+    for h in sheet.header:
+        if h and h in seen:
+            raise FormBuildError(f"{where}: the {sheet.name} sheet has the column '{h}' twice (column names are "
+                                 f"read without case: 'Label' is 'label')")
+        seen.add(h)
+
+
+def _with_survey(source: XLSFormSource, name: str) -> XLSFormSource:
+    """pyxform reads a form whose only sheet is not called survey as its survey; otherwise one is needed."""
+    if "survey" in source.sheets:
+        return source
+    if len(source.sheets) == 1:
+        [(only, sheet)] = source.sheets.items()
+        if only not in SHEETS:
+            sheet.name = "survey"
+            sheet.header = [column_name("survey", h) if h else "" for h in sheet.header]
+            source.sheets = {"survey": sheet}
+            source.notes.append(f"{name}: the only sheet, '{only}', is read as the survey (as pyxform does)")
+            return source
+    raise FormBuildError(f"{name}: no '| survey |' sheet found")
 
 
 def read_source(path: str | Path) -> XLSFormSource:
@@ -177,7 +215,8 @@ def to_xlsx(source: XLSFormSource) -> bytes:
 
 
 def read_xlsx(data: bytes, name: str = "form.xlsx") -> XLSFormSource:
-    """Read an uploaded .xlsx into the same sheets (used by the fake server's imports)."""
+    """Read an .xlsx into the same sheets (the fake server's imports, `amina forms lint`): sheet and column
+    names as pyxform reads them, cells as KoBo's importer writes them (an Excel TRUE is `TRUE`)."""
     from openpyxl import load_workbook
 
     try:
@@ -185,28 +224,34 @@ def read_xlsx(data: bytes, name: str = "form.xlsx") -> XLSFormSource:
     except Exception as exc:  # openpyxl raises many types for a bad file
         raise FormBuildError(f"{name}: not a readable .xlsx workbook ({exc.__class__.__name__})") from exc
     sheets: dict[str, Sheet] = {}
+    notes: list[str] = []
     for ws in wb.worksheets:
         rows = list(ws.iter_rows(values_only=True))
         if not rows:
             continue
-        header = [str(h).strip() if h is not None else "" for h in rows[0]]
-        sheet = Sheet(name=ws.title.strip().lower(), header=header)
+        title = sheet_name(ws.title)
+        header = [column_name(title, _xlsx_str(h)) if _xlsx_str(h) else "" for h in rows[0]]
+        sheet = Sheet(name=title, header=header)
+        _check_header(sheet, f"{name} sheet '{ws.title}'")
         for index, values in enumerate(rows[1:], start=2):
             cells = {h: _xlsx_str(v) for h, v in zip(header, values, strict=False) if h and _xlsx_str(v)}
             if cells:
                 sheet.rows.append(SheetRow(cells=cells, line=index, row=index))
-        sheets[sheet.name] = sheet
-    if "survey" not in sheets:
-        raise FormBuildError(f"{name}: the workbook has no 'survey' sheet")
-    return XLSFormSource(path=Path(name), sheets=sheets)
+        if title in sheets:
+            notes.append(f"{name}: sheet '{ws.title}' appears twice; the last one is read")
+        sheets[title] = sheet
+    return _with_survey(XLSFormSource(path=Path(name), sheets=sheets, notes=notes), name)
 
 
 def _xlsx_str(value: object) -> str:
+    """A cell as pyxform's and KoBo's readers make it text: TRUE/FALSE, 3 not 3.0, no non-breaking spaces."""
     if value is None:
         return ""
+    if value is True or value is False:
+        return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return str(value).replace("\u00a0", " ").strip()
 
 
 def _name(path: Path | None) -> str:

@@ -68,7 +68,9 @@ def test_language_codes():
 
 @pytest.mark.parametrize("text, message", [
     ("| survey |\n| | type | name |\n| | begin_group | g |\n", "never closed"),
-    ("| survey |\n| | type | name |\n| | text | |\n", "without a name"),
+    ("| survey |\n| | type | name |\n| | begin_group | g |\n| | end_repeat | |\n", "end_repeat closes the group"),
+    ("| survey |\n| | type | name |\n| | Integer | n |\n", "unknown question type 'Integer'; did you mean 'integer'"),
+    ("| survey |\n| | type | name |\n| | text | 1q |\n", "not a valid XML name"),
     ("| choices |\n| | list_name | name |\n", "no '| survey |'"),
 ])
 def test_broken_sources_say_where(text, message):
@@ -84,3 +86,16 @@ def test_groups_and_their_relevance_are_in_the_model():
     assert {"location", "profile", "indicators", "outcome"} <= gated
     assert [g.path for g in s.relevant_groups("profile/full_name")] == ["profile"]
     assert s.relevant_groups("screener") == ()
+
+
+def test_required_as_kobo_stores_it_yes_no_as_booleans_expressions_as_written():
+    content = to_content(read_markdown("| survey |\n| | type | name | label | required |\n| | text | a | A | YES |\n"
+                                       "| | text | b | B | ${a} != '' |\n| | text | c | C | false() |\n"))
+    assert [r.get("required") for r in content["survey"]] == [True, "${a} != ''", False]
+    s = FormSchema.from_content(content)
+    assert [s.field(p).required for p in "abc"] == ["yes", "${a} != ''", None]
+
+
+def test_a_tab_in_a_type_is_unknown_to_pyxform_and_so_to_our_reader():
+    with pytest.raises(FormBuildError, match="unknown question type"):
+        to_content(read_markdown("| survey |\n| | type | name | label |\n| | select_one\tyn | q | Q |\n"))

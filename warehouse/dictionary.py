@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from forms.types import storage_note
 from warehouse import bookkeeping as bk
 from warehouse.store import Warehouse
 
@@ -25,8 +26,9 @@ def dictionary(warehouse: Warehouse, form: str | None = None) -> list[dict[str, 
             labels.setdefault((row["asset_key"], row["path"]), {})[row["lang"]] = row["label"]
         for row in conn.execute(q).mappings():
             uid = row["asset_key"]
-            entry = {k: row[k] for k in ("table_name", "column_name", "path", "name", "xlsform_type", "sql_type",
-                                         "choice_list", "bridge_table", "sensitive", "conflict")}
+            entry = {k: row[k] for k in ("table_name", "column_name", "path", "part", "name", "xlsform_type",
+                                         "sql_type", "choice_list", "bridge_table", "sensitive", "conflict")}
+            entry["note"] = storage_note(row["xlsform_type"])
             entry["sensitive"] = bool(entry["sensitive"])
             for lang in (row["languages"] or "").split():
                 entry[f"label_{lang}"] = labels.get((uid, row["path"]), {}).get(lang)

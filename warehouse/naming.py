@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 MAX_IDENTIFIER = 63
 _HASH_LEN = 8
@@ -48,9 +48,16 @@ class NameAllocator:
     with a hash of its own source text, so the result depends only on the order of claims.
     """
 
-    def __init__(self, reserved: set[str] | None = None, *, free: Callable[[str], bool] | None = None):
+    def __init__(self, reserved: set[str] | None = None, previous: Mapping[str, str] | None = None, *,
+                 free: Callable[[str], bool] | None = None):
+        """`previous`: source → the name it already has (in the database): it keeps it, and nobody else gets it,
+        whatever order the sources are claimed in. `free`: a further test a new name must pass (e.g. that the
+        views it brings are free too)."""
         self._taken: dict[str, str] = {name: f"<reserved {name}>" for name in reserved or set()}
-        self._free = free  # a further test a name must pass (e.g. that the views it brings are free too)
+        self._previous = dict(previous or {})
+        for source, name in self._previous.items():
+            self._taken[name] = source
+        self._free = free
 
     def _ok(self, name: str, source: str) -> bool:
         owner = self._taken.get(name)
@@ -60,6 +67,8 @@ class NameAllocator:
 
     def claim_first(self, candidates: list[str], source: str) -> str:
         """The first candidate still free (short name, then path-based), else the last one hashed."""
+        if source in self._previous:
+            return self._previous[source]
         for wanted in candidates:
             name = identifier(wanted)
             if self._ok(name, source):
@@ -68,6 +77,8 @@ class NameAllocator:
         return self.claim(candidates[-1], source)
 
     def claim(self, wanted: str, source: str) -> str:
+        if source in self._previous:
+            return self._previous[source]
         name = identifier(wanted)
         if self._ok(name, source):
             self._taken[name] = source

@@ -38,7 +38,7 @@ from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.load import CheckedPage, DataRefused, Incoming, PageResult, SetAside, check_page, one_by_one
 from warehouse.names import choose_base_name, names_in_use
 from warehouse.protect import Pseudonymizer, missing_key_error
-from warehouse.tables import GEO_PARTS, FormTables, sql_type_of
+from warehouse.tables import GEO_PARTS, FormTables, PreviousNames, sql_type_of
 from warehouse.views import ANALYST_ROLE, create_views, grant_analyst
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,8 @@ class Warehouse:
             else:
                 table_name = existing
             schema, warnings = self._sticky_sensitive(conn, key, name, schema)
-        tables = self._keep_column_types(FormTables(schema, table_name, avoid=others))
+        tables = self._keep_column_types(FormTables(schema, table_name, previous=self._previous_names(key),
+                                                    avoid=others))
         schema = tables.schema
         if loading and schema.sensitive_paths and self.pseudonymizer is None:
             raise missing_key_error(name, list(schema.sensitive_paths))
@@ -278,6 +279,20 @@ class Warehouse:
         return kept, [f"form '{name}': this version no longer marks {shown} as personal data; "
                       "it stays personal data in the warehouse (pseudonymized, kept out of analysts' reach)"]
 
+    def _previous_names(self, key: str) -> PreviousNames:
+        """The names the form's tables and columns have already (from the dictionary): they are kept."""
+        tables: dict[str, str] = {}
+        columns: dict[str, dict[str, str]] = {}
+        with self.engine.connect() as conn:
+            ft, f = bk.form_tables, bk.fields
+            for r in conn.execute(sa.select(ft.c.table_name, ft.c.kind, ft.c.path).where(ft.c.asset_key == key)):
+                if r.kind in ("repeat", "select_multiple") and r.path:
+                    tables[f"{'repeat' if r.kind == 'repeat' else 'bridge'}:{r.path}"] = r.table_name
+            for r in conn.execute(sa.select(f.c.table_name, f.c.path, f.c.part, f.c.column_name)
+                                  .where(f.c.asset_key == key)):
+                columns.setdefault(r.table_name, {})[f"{r.path}#{r.part}" if r.part else r.path] = r.column_name
+        return PreviousNames(tables=tables, columns=columns)
+
     def _keep_column_types(self, planned: FormTables) -> FormTables:
         """A question whose type changed between versions keeps the type its column already has: the
         schema is adjusted to the column, and the conflict recorded for the dictionary."""
@@ -305,7 +320,7 @@ class Warehouse:
                     len(changed))
         kept = dataclasses.replace(schema, fields=tuple(changed.get(f.path, f) for f in schema.fields),
                                    conflicts=conflicts)
-        return FormTables(kept, planned.base, avoid=planned.avoid)
+        return FormTables(kept, planned.base, previous=planned.previous, avoid=planned.avoid)
 
     def _create_or_extend(self, tables: FormTables, key: str) -> None:
         """Create missing tables; add columns a newer form version brought. Never drops anything. A question

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -70,6 +71,17 @@ BRIDGE_SYSTEM = ("_submission_id", "_parent_row_id", "_position", "code")
 
 
 @dataclass(frozen=True, slots=True)
+class PreviousNames:
+    """The names a form's tables and columns already have in the warehouse, so that a question keeps its
+    column whatever later versions do (a question moved into a group is a new path: it must not take the
+    name, and the data, of the one it replaced). Sources as the planner claims them: `repeat:<path>`,
+    `bridge:<path>`; per table, `<path>` or `<path>#<geopoint part>`."""
+
+    tables: Mapping[str, str] = field(default_factory=dict)  # source → table name
+    columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table → source → column
+
+
+@dataclass(frozen=True, slots=True)
 class ColumnPlan:
     """Where one question's answer goes: one column, or four for a geopoint."""
 
@@ -95,15 +107,16 @@ class TablePlan:
 class FormTables:
     """The tables of one form, as SQLAlchemy Core objects plus the plan the flattener follows."""
 
-    def __init__(self, schema: FormSchema, base_name: str, metadata: sa.MetaData | None = None, *,
-                 avoid: set[str] | frozenset[str] = frozenset()):
-        """`avoid`: names other objects of the warehouse have; no table of this form (nor a view it brings)
-        takes one of them."""
+    def __init__(self, schema: FormSchema, base_name: str, metadata: sa.MetaData | None = None,
+                 previous: PreviousNames | None = None, *, avoid: set[str] | frozenset[str] = frozenset()):
+        """`previous`: the names this form's tables and columns already have (they keep them). `avoid`: names
+        other objects of the warehouse have; no new table of this form (nor a view it brings) takes one."""
         self.schema = schema
         self.base = identifier(base_name)
         self.avoid = frozenset(avoid)
         self.metadata = metadata if metadata is not None else sa.MetaData()
-        table_names = NameAllocator(set(self.avoid) - {self.base},
+        self.previous = previous or PreviousNames()
+        table_names = NameAllocator(set(self.avoid) - {self.base}, previous=self.previous.tables,
                                     free=lambda name: not set(view_names(name, schema.languages)) & self.avoid)
         table_names.claim(self.base, "<submissions>")
         self.plans: dict[str | None, TablePlan] = {}
@@ -124,7 +137,7 @@ class FormTables:
                 [f"{self.base}__{repeat.name}", f"{self.base}__{repeat.path.replace('/', '__')}"],
                 f"repeat:{repeat.path}")
             system = REPEAT_SYSTEM
-        columns = NameAllocator(reserved=set(system))
+        columns = NameAllocator(reserved=set(system), previous=self.previous.columns.get(name))
         plans: list[ColumnPlan] = []
         bridges: list[BridgePlan] = []
         for f in self.schema.fields_in(path):

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from forms.schema import Field, Kind
 from warehouse import bookkeeping as bk
 from warehouse.convert import storable
-from warehouse.naming import view_name, view_names
-from warehouse.tables import FormTables
+from warehouse.naming import MAX_IDENTIFIER, view_name, view_names
+from warehouse.tables import GEO_PARTS, FormTables, TablePlan
 
 ANALYST_ROLE = "amina_analyst"
 DICTIONARY = ("forms", "fields", "field_labels", "choices", "sync_runs")
@@ -92,8 +92,10 @@ def create_views(conn: sa.Connection, tables: FormTables) -> list[str]:
         sql.replace_view(name, f"SELECT t.* {rows}")
         names.append(name)
         by_column = {cp.columns[0]: cp.field for cp in plan.columns if len(cp.columns) == 1}
+        own = own_names(plan, [c.name for c in tables.tables[plan.name].columns])
         for lang in schema.languages:
-            columns = [_labelled(sql, tables, by_column.get(c.name), plan.repeat is not None, c.name, lang)
+            columns = [_labelled(sql, tables, by_column.get(c.name), plan.repeat is not None, c.name, lang,
+                                 own.get(c.name, c.name))
                        for c in tables.tables[plan.name].columns]
             name = view_name(plan.name, lang)
             sql.replace_view(name, f"SELECT {', '.join(columns)} {rows}")
@@ -109,19 +111,40 @@ def create_views(conn: sa.Connection, tables: FormTables) -> list[str]:
     return names
 
 
-def _labelled(sql: _Sql, tables: FormTables, field: Field | None, in_repeat: bool, column: str, lang: str) -> str:
+def own_names(plan: TablePlan, columns: list[str]) -> dict[str, str]:
+    """column → the question's own name, for a question named in another script than Latin: its column has a
+    stable hashed name (`x_3f2a…`) an analyst cannot guess, so the labelled views call it by the question's
+    name (`العمر`, a geopoint's parts `شوێن_latitude`…), unless that name is too long or already taken."""
+    used = set(columns)
+    out: dict[str, str] = {}
+    for cp in plan.columns:
+        if cp.field.name.isascii():
+            continue
+        parts = GEO_PARTS if cp.field.kind is Kind.GEOPOINT else ("",)
+        for column, part in zip(cp.columns, parts, strict=True):
+            alias = f"{cp.field.name}_{part}" if part else cp.field.name
+            if len(alias.encode("utf-8")) <= MAX_IDENTIFIER and alias not in used:
+                used.add(alias)
+                out[column] = alias
+    return out
+
+
+def _labelled(sql: _Sql, tables: FormTables, field: Field | None, in_repeat: bool, column: str, lang: str,
+              alias: str | None = None) -> str:
+    """The view's column: `column`, with labels for a select's codes, named `alias` (default: `column`)."""
     quoted = sql.quote(column)
+    named = sql.quote(alias or column)
     if field is None or field.sensitive or field.choice_list not in tables.schema.choice_lists:
-        return f"t.{quoted}"
+        return f"t.{quoted}" if named == quoted else f"t.{quoted} AS {named}"
     choices = tables.schema.choice_lists[field.choice_list].choices
     labels = {c.code: c.labels[lang] for c in choices if c.labels.get(lang)}
     if field.kind is Kind.SELECT_ONE:
         case = " ".join(f"WHEN {_literal(code)} THEN {_literal(label)}" for code, label in labels.items())
-        return f"CASE t.{quoted} {case} ELSE t.{quoted} END AS {quoted}" if case else f"t.{quoted}"
+        return f"CASE t.{quoted} {case} ELSE t.{quoted} END AS {named}" if case else f"t.{quoted} AS {named}"
     if field.kind is Kind.SELECT_MULTIPLE:
         bridge = tables.bridge_plans[field.path].table
-        return f"{sql.joined_labels(bridge, labels, in_repeat)} AS {quoted}"
-    return f"t.{quoted}"
+        return f"{sql.joined_labels(bridge, labels, in_repeat)} AS {named}"
+    return f"t.{quoted} AS {named}"
 
 
 def grant_analyst(conn: sa.Connection, role: str = ANALYST_ROLE) -> None:
