@@ -35,7 +35,7 @@ CASES = {
                                           "the form content has no 'survey' list"),
     "a form row that is a string": ("/assets/a", lambda b: {**b, "content": {**b["content"],
                                                                              "survey": ["begin_group"]}}, 3,
-                                    "the form definition the server sent cannot be read"),
+                                    "survey row 1: expected an object with a 'type', got str"),
     "a form without a deployment": ("/assets/a", lambda b: {**b, "deployed_version_id": None}, 4,
                                     "has not been deployed"),
     "a 403 whose detail holds markup": ("/data", lambda b: Reply(403, {"detail": "[bold red]denied[/] [/] x"}), 4,
