@@ -185,10 +185,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._fail_early(fault)
             self._route(method)
         except Reply as reply:
-            for tamper in self.server.take_tampers(parts.path):  # each in turn, while the answer is still JSON
-                if reply.status != 200 or reply.raw is not None:
+            for tamper in self.server.take_tampers(parts.path) if reply.status == 200 else ():  # each in turn
+                if reply.status != 200:
                     break
-                changed = tamper.change(reply.body)
+                changed = tamper.change(reply.body if reply.raw is None else reply)  # a file: the Reply itself
                 reply = changed if isinstance(changed, Reply) else Reply(200, changed, headers=reply.headers)
             if fault is not None and reply.status == 200 and reply.raw is None:
                 self._misbehave(fault, reply)
@@ -727,8 +727,9 @@ class FakeKobo:
         return fault
 
     def tamper(self, path: str, change: Callable[[Any], Any], *, times: int | None = None) -> Tamper:
-        """Rewrite the JSON answers (status 200) of requests whose path contains `path`: `change(body)` returns the
-        new body, or a `Reply` (raw bytes, another status, headers) — a hostile server for the tests."""
+        """Rewrite the answers (status 200) of requests whose path contains `path`: `change(body)` (a file's answer:
+        `change(reply)`) returns the new JSON body, or a `Reply` (raw bytes, another status, headers) — a hostile
+        server for the tests."""
         tamper = Tamper(path, change, times)
         with self._faults_lock:
             self.tampers.append(tamper)

@@ -199,7 +199,9 @@ def stamp_version(source: XLSFormSource, *, today: dt.date | None = None) -> XLS
 
 
 def to_xlsx(source: XLSFormSource) -> bytes:
-    """The workbook a data manager uploads to KoBo: one worksheet per sheet, no blank rows."""
+    """The workbook a data manager uploads to KoBo: one worksheet per sheet, no blank rows, every cell text
+    (a label starting with '=' stays a label, never a formula a spreadsheet would run and pyxform read as
+    empty). The workbook is read back and must give every cell as written, or the build is refused."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -209,9 +211,29 @@ def to_xlsx(source: XLSFormSource) -> bytes:
         ws.append(sheet.header)
         for r in sheet.rows:
             ws.append([r.cells.get(h) for h in sheet.header])
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.data_type == "f":  # openpyxl takes any text starting with "=" for a formula
+                    cell.data_type = "s"
     buf = io.BytesIO()
     wb.save(buf)
-    return buf.getvalue()
+    data = buf.getvalue()
+    _check_round_trip(source, data)
+    return data
+
+
+def _check_round_trip(source: XLSFormSource, data: bytes) -> None:
+    """Every cell of the source must come back from the workbook as it was written."""
+    name = source.path.name if source.path is not None else "form.xlsx"
+    back = read_xlsx(data, name)
+    for sheet in source.sheets.values():
+        again = back.sheets.get(sheet_name(sheet.name))
+        for index, r in enumerate(sheet.rows):
+            got = set(again.rows[index].cells.values()) if again is not None and index < len(again.rows) else set()
+            for column, value in r.cells.items():
+                if value and value not in got:
+                    raise FormBuildError(f"{name} line {r.line}: the {sheet.name} sheet's {column} cell "
+                                         f"{value[:40]!r} would not survive in the .xlsx; change the text")
 
 
 def read_xlsx(data: bytes, name: str = "form.xlsx") -> XLSFormSource:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.errors import KoboError
+from common.errors import KoboError, KoboRefused
 from sync.client import KoboClient
 from sync.origin import origin_of, resolve, same_origin
 
@@ -85,8 +85,7 @@ def download_attachments(client: KoboClient, rules: AttachmentRules, asset_key: 
             if not isinstance(item, Mapping) or not isinstance(item.get("download_url"), str) or item.get("is_deleted"):
                 continue
             url = resolve(client.server_url, item["download_url"])
-            own = same_origin(url, client.server_url)
-            if not own and origin_of(url) not in allowed:
+            if not same_origin(url, client.server_url) and origin_of(url) not in allowed:
                 done.refused += 1
                 done.reason = ("their download address is on another origin (or plain http) that [attachments] "
                                "allowed_origins does not list")
@@ -100,7 +99,12 @@ def download_attachments(client: KoboClient, rules: AttachmentRules, asset_key: 
             if target.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            data = client.fetch_file(url, authorized=own)
+            try:
+                data = client.fetch_file(url, allowed=lambda u: origin_of(u) in allowed)
+            except KoboRefused as exc:  # one attachment the server will not give, or sends elsewhere: the rest goes on
+                done.refused += 1
+                done.reason = str(exc)
+                continue
             partial = target.with_name(target.name + ".part")
             partial.write_bytes(data)
             os.replace(partial, target)  # never a half-written file under the real name

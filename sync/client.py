@@ -167,31 +167,36 @@ class KoboClient:
         """Send one request, retrying transient failures; raise KoboRefused/KoboUnavailable."""
         return self._send(method, path, params=params, json=json, files=files, data=data)
 
-    def fetch_file(self, url: str, *, authorized: bool) -> bytes:
-        """GET a file (an attachment), bounded in size; with the token only when `authorized` (the caller has
-        checked the URL is on the server's origin)."""
-        return self._send("GET", url, parse=lambda resp: resp.content, authorized=authorized,
-                          any_origin=not authorized)
+    def fetch_file(self, url: str, *, allowed: Callable[[str], bool]) -> bytes:
+        """GET a file (an attachment), bounded in size. On the server's origin it carries the token; elsewhere, and
+        after any redirect elsewhere, it goes only where `allowed(url)` says, and never with the token."""
+        own = same_origin(url, self.server_url)
+        if not own and not allowed(url):
+            raise KoboRefused(f"{shown(url)} is on another origin that [attachments] allowed_origins does not list")
+        return self._send("GET", url, parse=lambda resp: resp.content, authorized=own, any_origin=not own,
+                          elsewhere=allowed)
 
     def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
               files: Any = None, data: Any = None, parse: Callable[[requests.Response], Any] | None = None,
-              authorized: bool = True, any_origin: bool = False) -> Any:
+              authorized: bool = True, any_origin: bool = False,
+              elsewhere: Callable[[str], bool] | None = None) -> Any:
         """The retry loop. `parse` turns a 2xx answer into a value, raising _Transient when the answer is
         damaged (half a JSON body, a page missing its results): that is retried like a 503."""
         url = path if any_origin else self._url(path)
         with self._lock:  # one request at a time per client (the sync fetches its next page from a thread)
             return self._send_locked(method, url, params=params, json=json, files=files, data=data, parse=parse,
-                                     authorized=authorized)
+                                     authorized=authorized, elsewhere=elsewhere)
 
     def _send_locked(self, method: str, url: str, *, params: Mapping[str, Any] | None, json: Any, files: Any,
-                     data: Any, parse: Callable[[requests.Response], Any] | None, authorized: bool) -> Any:
+                     data: Any, parse: Callable[[requests.Response], Any] | None, authorized: bool,
+                     elsewhere: Callable[[str], bool] | None) -> Any:
         last_problem = ""
         for attempt in range(1, self.retry.attempts + 1):
             self.requests_made += 1
             retry_after = None
             try:
                 resp = self._exchange(method, url, params=params, json=json, files=files, data=data,
-                                      authorized=authorized)
+                                      authorized=authorized, elsewhere=elsewhere)
                 if resp.status_code < 400:
                     return parse(resp) if parse else resp
                 if resp.status_code not in RETRY_STATUSES:
@@ -219,9 +224,9 @@ class KoboClient:
         )
 
     def _exchange(self, method: str, url: str, *, params: Mapping[str, Any] | None, json: Any, files: Any,
-                  data: Any, authorized: bool) -> requests.Response:
+                  data: Any, authorized: bool, elsewhere: Callable[[str], bool] | None) -> requests.Response:
         """One request and the redirects it meets, followed by hand: within the server's origin with the token;
-        a redirect anywhere else is refused (an attachment fetched without the token may go anywhere http(s))."""
+        elsewhere only where `elsewhere(url)` allows (files), and then without the token; else refused."""
         for _hop in range(MAX_REDIRECTS + 1):
             headers = self._auth if authorized else None
             resp = self._session.request(method, url, params=params, json=json, files=files, data=data,
@@ -230,11 +235,12 @@ class KoboClient:
             if resp.status_code not in (301, 302, 303, 307, 308) or "Location" not in resp.headers:
                 return resp
             target = resolve(url, resp.headers["Location"])
-            if authorized and not same_origin(target, self.server_url):
-                raise KoboRefused(f"{shown(url)} redirected to {shown(target)}, another origin (or plain http); "
-                                  f"amina sends {self.token_source} only to {self.server_url}")
             if not target.startswith(("http://", "https://")):
                 raise KoboRefused(f"{shown(url)} redirected to something that is not a web address")
+            authorized = authorized and same_origin(target, self.server_url)
+            if not same_origin(target, self.server_url) and not (elsewhere and elsewhere(target)):
+                raise KoboRefused(f"{shown(url)} redirected to {shown(target)}, another origin (or plain http); "
+                                  f"amina sends {self.token_source} only to {self.server_url}")
             url, params = target, None
             if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
                 method, json, files, data = "GET", None, None, None

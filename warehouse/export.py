@@ -148,7 +148,8 @@ def export_form(target: str | Warehouse, form: str, fmt: str, out: Path, *, lang
                     text[column] = text[column].map(lambda t: t.isoformat() if pd.notna(t) else None)
                 elif not pd.api.types.is_numeric_dtype(text[column]):
                     text[column] = text[column].map(neutralise)
-            text.to_csv(path, index=False, encoding="utf-8-sig")  # the BOM makes Excel read Arabic right
+            # the BOM makes Excel read Arabic right; CRLF (RFC 4180) makes the writer quote a field holding a bare CR
+            text.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
         else:
             frame.to_parquet(path, index=False)
         written.append(path)

@@ -54,6 +54,8 @@ def choose_base_name(wanted: str, key: str, schema: FormSchema, taken: set[str])
     """The form's table name: `wanted` in snake case, unless it (or a table or view it brings) would take a
     name in use; then with a short hash of the asset key."""
     base = identifier(wanted)
+    if base.startswith(RESERVED_PREFIXES):  # the database's own namespace: keep the name readable behind a prefix
+        base = identifier(f"form_{base}")
     for attempt in range(4):
         candidate = base if attempt == 0 else identifier(f"{base}_{short_hash(f'{key}#{attempt}', 6)}")
         if is_reserved(candidate) or candidate in taken:

@@ -39,7 +39,7 @@ from warehouse.load import CheckedPage, DataRefused, Incoming, PageResult, SetAs
 from warehouse.names import choose_base_name, names_in_use
 from warehouse.protect import Pseudonymizer, missing_key_error
 from warehouse.tables import GEO_PARTS, FormTables, PreviousNames, sql_type_of
-from warehouse.views import ANALYST_ROLE, create_views, grant_analyst
+from warehouse.views import ANALYST_ROLE, create_views, execute_ddl, grant_analyst, view_names
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,10 @@ class Warehouse:
         """Values stored in clear before their question was marked personal data: each goes to
         restricted_values and its column gets the pseudonym (a geopoint: coordinates rounded to 0.1°)."""
         assert self.pseudonymizer is not None
+        if self.has_schemas:  # PostgreSQL will not retype a column a view reads: the views are made again after
+            for table in tables.all_tables():
+                for view in view_names(table.name, tables.schema.languages):
+                    execute_ddl(conn, f'DROP VIEW IF EXISTS "{bk.ANALYST_SCHEMA}".{_q(conn, view)}')
         for plan in tables.plans.values():
             for cp in plan.columns:
                 f = cp.field
