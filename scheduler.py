@@ -89,9 +89,12 @@ def build_scheduler(config: Config) -> BackgroundScheduler:
     trigger keep their next run time, so a restart resumes the plan instead of starting it over."""
     from warehouse.store import Warehouse
 
-    Warehouse(config.warehouse_url).dispose()  # creates the warehouse (and says so clearly if it cannot)
+    store = SQLAlchemyJobStore(url=_store_url(config.warehouse_url), tablename=JOBS_TABLE)
+    warehouse = Warehouse(config.warehouse_url)  # creates the warehouse (and says so clearly if it cannot)
+    warehouse.ensure_table(store.jobs_t)  # made one worker at a time: schedulers started together do not race
+    warehouse.dispose()
     scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=_store_url(config.warehouse_url), tablename=JOBS_TABLE)},
+        jobstores={"default": store},
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": config.misfire_grace_seconds},
         timezone="UTC",
     )
@@ -164,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     except AminaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # a bug: one line, and the traceback in the log for whoever reports it
+        log.exception("the scheduler stopped on an internal error")
+        print(f"internal error: {exc.__class__.__name__}: {exc} (a bug in amina-sync; please report it)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -173,6 +173,16 @@ class Warehouse:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def ensure_table(self, table: sa.Table) -> None:
+        """Create a table another library keeps in the warehouse (the scheduler's job store) if it is missing,
+        one worker at a time."""
+        def go() -> None:
+            with self.engine.begin() as conn:
+                if self.has_schemas:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
+                table.create(conn, checkfirst=True)
+        self._guard(go, f"create the table {table.name}")
+
     # -- forms ----------------------------------------------------------------------------------
 
     def asset_key(self, server_url: str, asset_uid: str) -> str:
