@@ -310,6 +310,7 @@ def run_config(cfg: Any) -> int:
                         code = code or outcome.exit_code
                     elif isinstance(outcome, Skipped):
                         err.print(styled("skipped", f"{outcome.asset}: {outcome.reason}", "yellow"))
+                        code = code or outcome.exit_code
                     else:
                         reports.append(outcome)
                         for line in outcome.notes:
@@ -321,8 +322,9 @@ def run_config(cfg: Any) -> int:
             if cfg.report is not None and cfg.report.path.exists():
                 out.print(plain(f"report: {cfg.report.path}"))
     finally:
+        empty = fresh and file is not None and not warehouse.holds_submissions()
         warehouse.dispose()
-        if fresh and file is not None and not any(r.fetched for r in reports):
+        if empty and file is not None:
             remove_sqlite_files(file)  # a first sync that stored nothing leaves nothing behind
     if reports:
         print_reports(reports)

@@ -32,6 +32,7 @@ class Skipped:
 
     asset: str
     reason: str
+    exit_code: int = 0  # what `amina sync` exits with for it (6: another worker holds the asset)
 
 
 Outcome = SyncReport | Skipped | AminaError
@@ -93,7 +94,7 @@ def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *
                     sensitive=asset.sensitive, should_stop=should_stop, attachments=rules,
                     progress=progress(uid) if progress else None))
             except AssetBusy as exc:
-                outcomes.append(Skipped(uid, str(exc)))
+                outcomes.append(Skipped(uid, str(exc), exit_code=exc.exit_code))
             except SyncInterrupted as exc:
                 outcomes.append(exc)
                 break

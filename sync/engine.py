@@ -351,7 +351,14 @@ def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: st
         report.status, report.error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
         raise
     finally:
-        ahead.shutdown(wait=True, cancel_futures=True)
+        stop_now: BaseException | None = None
+        try:
+            ahead.shutdown(wait=True, cancel_futures=True)  # waits for a fetch in flight
+        except (KeyboardInterrupt, StopNow) as exc:  # asked again while waiting: record the run all the same
+            stop_now = exc
+            if report.status in ("running", "ok"):
+                report.status = "interrupted"
+                report.error = f"sync of {key} stopped at once after {report.fetched:,} submissions"
         report.seconds = time.monotonic() - started
         report.requests = client.requests_made - requests_before
         warehouse.finish_run(report.run_id, status=report.status, error=report.error, **report.counts())
@@ -359,6 +366,8 @@ def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: st
                  "%d quarantined, %.2f s (sweep: %d requests, %.2f s)", key, report.status, report.fetched,
                  report.inserted, report.updated, report.unchanged, report.deleted, report.bad_values,
                  report.quarantined, report.seconds, report.sweep_requests, report.sweep_seconds)
+        if stop_now is not None:
+            raise stop_now
     return report
 
 

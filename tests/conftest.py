@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,47 @@ def asset_uid(server, client):
 
     xlsx = to_xlsx(read_source(HERE / "forms" / "household.md"))
     return publish_xlsform(client, xlsx, "household.xlsx", poll_seconds=0.01).asset_uid
+
+
+CLI_KEY = "hostile-pseudonym-key-0123456789"  # AMINA_PSEUDONYM_KEY of the in-process CLI runs
+
+class Result:
+    def __init__(self, code: int, out: str, err: str):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+    def __repr__(self) -> str:
+        return f"exit {self.returncode}\nstdout: {self.stdout}\nstderr: {self.stderr}"
+
+
+@pytest.fixture()
+def amina(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """The real command line (amina.cli.main, the console script's entry point), run in this process."""
+    import logging
+    import signal
+
+    from amina.cli import main
+    from sync.client import KoboClient
+
+    monkeypatch.setattr(KoboClient, "_backoff", lambda _self, _attempt, _retry_after: 0.0)  # retries without waits
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        monkeypatch.setenv("AMINA_PSEUDONYM_KEY", CLI_KEY)
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        capsys.readouterr()
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:  # main configures logging and signals for a process: give this one back its own
+            root.handlers[:] = handlers
+            root.setLevel(level)
+            for sig, handler in signals.items():
+                signal.signal(sig, handler)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+    return run

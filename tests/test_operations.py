@@ -131,7 +131,8 @@ def test_two_workers_on_one_postgresql_never_sync_one_asset_at_once(server, asse
     for p in procs:
         p.send_signal(signal.SIGTERM)
     errs = [p.communicate(timeout=90)[1] for p in procs]
-    assert all(p.returncode == 130 for p in procs), [(p.returncode, e[-3000:]) for p, e in zip(procs, errs, strict=True)]
+    assert all(p.returncode == 130 for p in procs), [(p.returncode, e[-3000:])
+                                                     for p, e in zip(procs, errs, strict=True)]
     runs = runs_of(url, asset_uid)
     assert len(runs) >= 2, errs
     assert_never_overlapping(runs)

@@ -614,6 +614,17 @@ class Warehouse:
         log.warning("form %s: a submission was quarantined: %s", key, storable(item.reason))
         return 1
 
+    def holds_submissions(self) -> bool:
+        """Whether any submission was ever stored (or quarantined) here."""
+        try:
+            with self.engine.connect() as conn:
+                for table in (bk.submissions_raw, bk.quarantine):
+                    if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None:
+                        return True
+        except SQLAlchemyError:
+            return True  # when in doubt, keep the file
+        return False
+
     def quarantined(self, key: str) -> int:
         q = bk.quarantine
         with self.engine.connect() as conn:

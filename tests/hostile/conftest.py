@@ -22,13 +22,14 @@ from fakes.kobo import FakeKobo, Reply
 from forms.source import read_source, to_xlsx
 from sync.client import KoboClient, RetryPolicy
 from sync.publish import publish_xlsform
+from tests.conftest import CLI_KEY as KEY
 from tests.test_e2e import answers
 from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-KEY = "hostile-pseudonym-key-0123456789"
+
 T0 = dt.datetime(2026, 3, 1, 8, 0, 0)
 _XLSX: dict[str, bytes] = {}
 
@@ -155,43 +156,3 @@ def elsewhere() -> Iterator[Recorder]:
     yield r
     r.close()
 
-
-class Result:
-    def __init__(self, code: int, out: str, err: str):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-    def __repr__(self) -> str:
-        return f"exit {self.returncode}\nstdout: {self.stdout}\nstderr: {self.stderr}"
-
-
-@pytest.fixture()
-def amina(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    """The real command line (amina.cli.main, the console script's entry point), run in this process."""
-    import logging
-    import signal
-
-    from amina.cli import main
-
-    monkeypatch.setattr(KoboClient, "_backoff", lambda _self, _attempt, _retry_after: 0.0)  # retries without waits
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        monkeypatch.setenv("AMINA_PSEUDONYM_KEY", KEY)
-        for k, v in (env or {}).items():
-            monkeypatch.setenv(k, v)
-        capsys.readouterr()
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:  # main configures logging and signals for a process: give this one back its own
-            root.handlers[:] = handlers
-            root.setLevel(level)
-            for sig, handler in signals.items():
-                signal.signal(sig, handler)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-    return run
