@@ -104,7 +104,7 @@ def test_unreachable_server__one_line(sleeps):
 
 
 def test_bad_server_url():
-    with pytest.raises(ConfigError, match="has no scheme: write https://kf.kobotoolbox.org"):
+    with pytest.raises(ConfigError, match=r"has no scheme: write https://kf\.kobotoolbox\.org"):
         KoboClient("kf.kobotoolbox.org", TOKEN)
 
 

@@ -168,6 +168,11 @@ class FormTables:
         table = sa.Table(plan.name, self.metadata, *system, *answer_columns, quote=True)
         if plan.repeat is None:
             sa.Index(f"ix_{plan.name}_instance"[:63], table.c._instance_id)
+            live = table.c._deleted_at.is_(None)
+            # the sweep's reads, answered from the index alone: live submissions per _id range (counts and
+            # the second figure), and the manifest of _uuid and validation status (see sync.sweep)
+            sa.Index(identifier(f"ix_{plan.name}_live"), table.c._id, table.c._uuid, table.c._validation_status,
+                     table.c._validation_at, sqlite_where=live, postgresql_where=live)
         # a repeat's rows are found by submission through the primary key (_submission_id leads it)
         return table
 
