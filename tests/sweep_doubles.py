@@ -48,7 +48,7 @@ class MemorySource:
         self.docs = docs
         self.page_size = page_size
         self.requests = 0
-        self.history: History | None = None  # None: the history is refused (403)
+        self.history: History | Exception | None = None  # None: refused (403); an exception: raised
         self.count_answer: Count = lambda lo, hi, n: n
         self.check_answer: Count = lambda lo, hi, n: n
         self.listing_hides: set[int] = set()  # ids a lying listing leaves out
@@ -98,6 +98,8 @@ class MemorySource:
         self._ask("history")
         if self.history is None:
             raise Denied("403")
+        if isinstance(self.history, Exception):
+            raise self.history
         return self.history
 
     def present(self, ids: Sequence[int]) -> set[int]:

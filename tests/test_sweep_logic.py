@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from common.errors import KoboError, SyncInterrupted
+from common.errors import KoboError, KoboRefused, SyncInterrupted
 from sync.sweep import SweepSettings, sweep
 from sync.sweep_source import History
 from tests.sweep_doubles import MemorySource, WarehouseTarget, edited, reviewed, submission
@@ -105,6 +105,17 @@ def test_the_history_finds_deletions_without_counting_down_to_them(world):
     assert result.detail["mechanisms"]["count"]["found"] == {}
     assert result.requests == 6  # history, its check of the ids, edited, reviews, count, check figure
     assert live(target) == as_server(docs)
+
+
+def test_a_history_that_cannot_be_read_is_noted_and_the_checks_run(world):
+    rng, docs, source, target = world
+    source.history = KoboRefused("KoBo answered 404 for /api/v2/assets/aHouse/history/", status=404)
+    gone = rng.choice(sorted(docs))
+    del docs[gone]
+    result = run(source, target)
+    assert result.deleted == 1 and live(target) == as_server(docs)
+    assert any("could not be read" in n for n in result.notes)
+    assert result.marks.history_denied_at is None and result.marks.history_since is None
 
 
 def test_a_lying_history_deletes_nothing_and_its_modifications_are_verified(world):
