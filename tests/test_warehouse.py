@@ -379,6 +379,51 @@ def test_a_warehouse_of_revision_0002_keeps_its_data_with_asset_keys(warehouse_u
     wh.dispose()
 
 
+def test_a_warehouse_of_revision_0003_gets_the_sweep_bookkeeping_and_can_go_back(warehouse_url):
+    """0004: sync_state's sweep marks (the last full sweep starts as the last sweep: every sweep was full before),
+    sync_runs' sweep cost, submission_history's found_by; and the way back to 0003."""
+    from alembic import command
+    from alembic.config import Config
+
+    from warehouse.store import MIGRATIONS
+
+    url = warehouse_url if "://" in warehouse_url else f"sqlite:///{warehouse_url}"
+    engine = sa.create_engine(url)
+    pg = engine.dialect.name == "postgresql"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        for schema in ("restricted", "analyst") if pg else ():
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        cfg.attributes["connection"] = conn.execution_options(
+            schema_translate_map=None if pg else {"restricted": None, "analyst": None})
+        command.upgrade(cfg, "0003")
+        conn.execute(sa.text("INSERT INTO sync_state (asset_key, watermark_time, watermark_id, last_sweep_at, "
+                             "syncs_since_sweep, updated_at) VALUES ('aOld1234567890', '2026-01-01T00:00:00', 41, "
+                             "'2026-01-03 04:05:06', 0, '2026-01-03')"))
+        conn.execute(sa.text("INSERT INTO submission_history (asset_key, submission_id, seen_at, change) VALUES "
+                             "('aOld1234567890', 41, '2026-01-02', 'new')"))
+    engine.dispose()
+    wh = Warehouse(warehouse_url)
+    state = wh.sweep_state("aOld1234567890")
+    assert state.last_full_sweep_at == state.last_sweep_at == dt.datetime(2026, 1, 3, 4, 5, 6)
+    assert state.validation_since is None and state.history_since is None
+    with wh.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("sync_runs")}
+        assert {"sweep_mode", "sweep_bytes", "sweep_detail"} <= columns
+        assert conn.execute(sa.select(bk.submission_history.c.found_by)).scalar_one() is None
+    wh.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn.execution_options(
+            schema_translate_map=None if pg else {"restricted": None, "analyst": None})
+        command.downgrade(cfg, "0003")
+        assert "last_full_sweep_at" not in {c["name"] for c in sa.inspect(conn).get_columns("sync_state")}
+        assert "found_by" not in {c["name"] for c in sa.inspect(conn).get_columns("submission_history")}
+    engine.dispose()
+    Warehouse(warehouse_url).dispose()  # and up again
+
+
 def test_arabic_kurdish_and_emoji_round_trip_byte_for_byte(warehouse):
     import orjson
 
