@@ -54,13 +54,14 @@ class Bisection:
             return self.listed
         counted = theirs["total"]
         for attempt in range(MAX_PASSES):
-            if attempt:
-                theirs = self._server(lo, hi, self.kinds)  # the server may have changed during the last pass
-                if theirs is None:
-                    break
-                counted = theirs["total"]
             mine = self._stored(lo, hi)
             differing = tuple(k for k in self.kinds if theirs[k] != mine[k])
+            if attempt and differing:  # still differing after a pass: has the server changed meanwhile?
+                fresh = self._server(lo, hi, self.kinds)
+                if fresh is None:
+                    break
+                theirs, counted = fresh, fresh["total"]
+                differing = tuple(k for k in self.kinds if theirs[k] != mine[k])
             if not differing:
                 return counted
             self.budget = math.ceil(max(mine["total"], theirs["total"]) / self.page) + 1
@@ -123,11 +124,13 @@ class Bisection:
         return out
 
     def _stored(self, lo: int, hi: int) -> Figures:
-        """The warehouse's figures for [lo, hi), less the submissions already found gone in this sweep."""
+        """The warehouse's figures for [lo, hi), less the submissions already found gone in this sweep, plus those
+        the server has that the warehouse could not store (set aside in quarantine): they are not news."""
         figures = self.stored.figures(lo, hi, self.position)
         pending: list[State] = [state for sid, (state, _by) in self.changes.gone.items() if lo <= sid < hi]
-        check = sum(check_bit(state, self.position) for state in pending)
-        return {"total": figures.total - len(pending), "check": figures.check - check}
+        kept: list[State] = [state for sid, state in self.changes.unstorable.items() if lo <= sid < hi]
+        check = sum(check_bit(s, self.position) for s in kept) - sum(check_bit(s, self.position) for s in pending)
+        return {"total": figures.total - len(pending) + len(kept), "check": figures.check + check}
 
     def _list(self, lo: int, hi: int) -> None:
         self.listed += self.changes.list_and_compare(lo, hi, self.found_by)

@@ -47,18 +47,25 @@ class Changes:
         self.source, self.target, self.costs = source, target, costs
         self.should_stop = should_stop
         self.gone: dict[int, tuple[State, str]] = {}  # pending deletions: _id → (stored state, mechanism)
+        self.unstorable: dict[int, State] = {}  # on the server, fetched, and still not stored (quarantined)
         self.unusable = 0
 
     def refetch(self, mine: Mapping[int, State | None], found_by: str) -> None:
         """Fetch these submissions whole and store them (those already found gone excepted); count, under
         `found_by`, what each fetched one turned out to be against its stored state `mine`."""
         wanted = [sid for sid in mine if sid not in self.gone]
+        missed: dict[int, State] = {}
         for page in self.source.fetch(wanted) if wanted else ():
             self.target.store(page, found_by)
             for sid, theirs in page.states:
                 kind = change_kind(mine.get(sid), theirs) if sid in mine else None
                 if kind is not None:
                     self.costs.found(found_by, kind)
+                if kind == MISSED:
+                    missed[sid] = theirs
+        if missed:  # a submission the warehouse set aside (quarantine) is known, not missing, for the counts
+            stored = self.target.stored.manifest_of(missed)
+            self.unstorable.update({sid: state for sid, state in missed.items() if sid not in stored})
 
     def compare(self, entries: Iterable[tuple[int, State]], mine: dict[int, State], found_by: str, *,
                 unknown_up_to: int | None = None) -> dict[int, State]:

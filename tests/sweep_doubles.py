@@ -119,13 +119,15 @@ class MemorySource:
 class WarehouseTarget:
     def __init__(self, warehouse: Warehouse, form: RegisteredForm):
         self.warehouse, self.form = warehouse, form
+        self.refused: set[int] = set()  # ids the warehouse sets aside (as it quarantines what it cannot store)
 
     @property
     def stored(self) -> StoredForm:
         return StoredForm(self.warehouse, self.form)
 
     def store(self, fetched: Fetched, found_by: str) -> None:
-        self.warehouse.load_page(self.form, fetched.results, None, found_by=found_by)
+        kept = [d for d in fetched.results if d.get("_id") not in self.refused]
+        self.warehouse.load_page(self.form, kept, None, found_by=found_by)
 
     def mark_deleted(self, ids: list[int], found_by: str) -> int:
         return self.warehouse.mark_deleted(self.form, ids, found_by=found_by)

@@ -188,6 +188,16 @@ def test_a_late_arrival_and_a_deletion_in_one_range_are_told_apart_by_the_check_
     assert live(target) == as_server(docs)
 
 
+def test_a_submission_the_warehouse_sets_aside_does_not_make_every_sweep_list_everything(world):
+    rng, docs, source, target = world
+    refused = rng.choice(sorted(docs))
+    _forget(target, refused)
+    target.refused = {refused}  # the server has it; each time it is fetched, the warehouse quarantines it
+    result = run(source, target)
+    assert result.detail["mechanisms"]["count"]["found"] == {"missed": 1} and result.deleted == 0
+    assert result.requests < 4 + 2 * 8 + 4, result.requests  # followed down once, not listed in full
+
+
 def test_what_no_figure_sees_the_full_sweep_finds(world):
     _rng, docs, source, target = world
     stored = live(target)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import household_submission
 from warehouse import bookkeeping as bk
+from warehouse.manifest import StoredForm
 from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse, Watermark
 
@@ -182,7 +183,7 @@ def test_deleted_submissions_are_marked_not_dropped_and_left_out_of_current_view
     assert gone["_deleted_at"] is not None
     assert [r["_id"] for r in rows(warehouse, "household_current")] == [1]
     assert {r["_submission_id"] for r in rows(warehouse, "household__members_current")} == {1}
-    assert warehouse.manifest(form, None, None).keys() == {1}
+    assert StoredForm(warehouse, form).manifest(None, None).keys() == {1}
     assert rows(warehouse, "submission_history", "seen_at")[-1]["change"] == "deleted"
 
 
@@ -199,8 +200,8 @@ def test_manifest_ranges_and_validation_timestamps(warehouse, form):
     status = {"timestamp": 1741700000, "uid": "validation_status_on_hold", "by_whom": "s"}
     warehouse.load_page(form, [household_submission(i, _validation_status=status if i == 3 else {})
                                for i in range(1, 6)], None)
-    m = warehouse.manifest(form, 1, 4)
-    assert sorted(m) == [2, 3, 4]
+    m = StoredForm(warehouse, form).manifest(2, 5)
+    assert sorted(m) == [2, 3, 4] and StoredForm(warehouse, form).manifest_of([3, 9]).keys() == {3}
     assert m[3][1:] == ("validation_status_on_hold", 1741700000)
     assert m[2][1:] == (None, None)
 

@@ -7,7 +7,6 @@ them, in a single transaction, so a crash at any instant loses at most the page 
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import dataclasses
 import datetime as dt
@@ -662,27 +661,6 @@ class Warehouse:
             return len(live)
         return self._guard(go, f"mark deleted submissions of form {form.key}")
 
-    def manifest(self, form: RegisteredForm, after_id: int | None, up_to_id: int | None
-                 ) -> dict[int, tuple[str, str | None, int | None]]:
-        """_id → (_uuid, validation uid, validation timestamp) of the stored, not deleted submissions
-        with after_id < _id <= up_to_id (None: no bound)."""
-        def go() -> dict[int, tuple[str, str | None, int | None]]:
-            root = form.tables.root
-            q = sa.select(root.c._id, root.c._uuid, root.c._validation_status, root.c._validation_at).where(
-                root.c._deleted_at.is_(None))
-            if after_id is not None:
-                q = q.where(root.c._id > after_id)
-            if up_to_id is not None:
-                q = q.where(root.c._id <= up_to_id)
-            with self.engine.connect() as conn:
-                return {int(i): (u, v, _epoch(at)) for i, u, v, at in conn.execute(q)}
-        return self._guard(go, "read the stored submissions")
-
-    def live_count(self, form: RegisteredForm) -> int:
-        root = form.tables.root
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(root)
-                                    .where(root.c._deleted_at.is_(None))).scalar_one())
 
     def sweep_due(self, key: str, every: int) -> bool:
         """True when `every` syncs have run since the last sweep (every=1: each sync sweeps)."""
@@ -972,14 +950,6 @@ def _kind_of(sql_type: sa.types.TypeEngine) -> Kind:
     if isinstance(sql_type, sa.Date):
         return Kind.DATE
     return Kind.TEXT
-
-
-def _epoch(value: dt.datetime | str | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return calendar.timegm(value.timetuple())
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
