@@ -74,7 +74,8 @@ def print_reports(reports: Iterable[Any], console: Console = out) -> None:
                 "seconds", "sweep"):
         table.add_column(col, justify="right" if col not in ("form", "table", "sweep") else "left")
     for r in reports:
-        sweep = f"{r.sweep_mode}: {r.sweep_requests} requests, {r.sweep_seconds:.2f} s" if r.swept else "no"
+        sweep = (f"{r.sweep_mode}, {r.sweep_requests} request{'' if r.sweep_requests == 1 else 's'}"
+                 if r.swept else "no")
         table.add_row(plain(r.name), plain(r.table), str(r.fetched), str(r.inserted), str(r.updated),
                       str(r.unchanged), str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}",
                       plain(sweep))
