@@ -44,7 +44,7 @@ def sync(client, wh, uid, **options):
     return sync_asset(client, wh, uid, page_size=PAGE, overlap=NO_OVERLAP, **options)
 
 
-def history(wh, uid=None) -> list[tuple[str, str | None]]:
+def history(wh) -> list[tuple[str, str | None]]:
     h = bk.submission_history
     with wh.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.select(h.c.change, h.c.found_by).where(h.c.found_by != "watermark")
