@@ -238,6 +238,9 @@ def sync(
                                           help="Re-read this much submission time before the watermark."),
     sweep_every: int = typer.Option(1, "--sweep-every", metavar="N", min=0,
                                     help="Look for edits, reviews and deletions every N syncs (0: never)."),
+    full_sweep_every: str = typer.Option("1d", "--full-sweep-every", metavar="INTERVAL",
+                                         help="Compare every submission with the server this often (the safety "
+                                              "net): 12h, 1d, 7d; 0s at every sweep; never."),
     max_delete_fraction: float = typer.Option(0.5, "--max-delete-fraction", metavar="SHARE", min=0, max=1,
                                               help="Stop if a sweep would mark more than this share deleted."),
     attachments_dir: Path = typer.Option(None, "--attachments-dir", metavar="DIR",
@@ -258,6 +261,7 @@ def sync(
         SyncOptions,
         check_env_name,
         load_config,
+        parse_interval,
     )
     from sync.client import check_asset_uid
     from sync.origin import normalize_server_url
@@ -274,7 +278,9 @@ def sync(
                                          check_env_name(token_env, "--token-env"))},
             assets=tuple(AssetConfig(server="cli", uid=uid, schedule=Schedule(every_seconds=3600)) for uid in uids),
             sync=SyncOptions(page_size=page_size, overlap_minutes=overlap_minutes, sweep_every=sweep_every,
-                             max_delete_fraction=max_delete_fraction),
+                             max_delete_fraction=max_delete_fraction,
+                             full_sweep_every_seconds=parse_interval(full_sweep_every, "--full-sweep-every",
+                                                                     allow_never=True, allow_zero=True)),
             attachments=AttachmentPolicy("download", attachments_dir) if attachments_dir else AttachmentPolicy())
     code = run_config(cfg)
     if code:
@@ -491,7 +497,8 @@ def status(
                                       help="Hours without a successful sync that make an asset stale, when the "
                                            "config gives it no schedule."),
 ) -> None:
-    """Per asset: last successful sync, newest submission, rows, server vs warehouse, quarantined, last error.
+    """Per asset: last successful sync, newest submission, rows, server vs warehouse, quarantined, when every
+    submission was last compared with the server (the full sweep), last error.
 
     Exit status 7 when an asset is failing or stale, so cron or monitoring can alert. Servers are asked for
     their counts only when a config names them (each with its own token variable)."""
@@ -551,7 +558,7 @@ def _print_status(statuses: list[Any]) -> None:
 
     table = Table(title="assets", title_justify="left")
     for col in ("form", "asset", "server", "last success", "newest submission", "stored", "on server", "deleted",
-                "quarantined", "state", "last error"):
+                "quarantined", "last full sweep", "state", "last error"):
         table.add_column(col)
     for s in statuses:
         state = styled("failing", "", "red") if s.failing else styled("stale", "", "yellow") if s.stale else \
@@ -560,7 +567,7 @@ def _print_status(statuses: list[Any]) -> None:
         table.add_row(plain(s.name), plain(s.asset_uid), plain(s.server_url), ago(s.last_success_at),
                       ago(s.newest_submission_at), f"{s.submissions:,}",
                       "?" if s.server_submissions is None else f"{s.server_submissions:,}", f"{s.deleted:,}",
-                      f"{s.quarantined:,}", state, plain(error[:100]))
+                      f"{s.quarantined:,}", ago(s.last_full_sweep_at), state, plain(error[:100]))
     out.print(table)
 
 

@@ -6,6 +6,7 @@ The file names the environment variable that holds each server's token, never th
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -89,10 +90,31 @@ class SyncOptions:
     sweep_every: int = 1
     max_delete_fraction: float = 0.5
     max_response_mb: float = DEFAULT_MAX_RESPONSE_BYTES / 2**20
+    full_sweep_every_seconds: float | None = 86400.0  # the safety net: compare every submission; None: never
 
     @property
     def max_response_bytes(self) -> int:
         return int(self.max_response_mb * 2**20)
+
+    @property
+    def full_sweep_every(self) -> dt.timedelta | None:
+        seconds = self.full_sweep_every_seconds
+        return None if seconds is None else dt.timedelta(seconds=seconds)
+
+
+def parse_interval(value: Any, where: str, *, allow_never: bool = False, allow_zero: bool = False) -> float | None:
+    """"90s", "15m", "6h", "1d" → seconds; "never" → None (when allowed)."""
+    text = str(value).strip()
+    if allow_never and text.lower() == "never":
+        return None
+    found = _INTERVAL.match(text)
+    if not found or isinstance(value, bool):
+        raise ConfigError(f"{where}: '{value}' is not an interval like \"90s\", \"15m\", \"6h\" or \"1d\""
+                          + (" (or \"never\")" if allow_never else ""))
+    seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    if seconds <= 0 and not allow_zero:
+        raise ConfigError(f"{where}: must be more than 0")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,13 +251,15 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(f"{name}: asset {duplicate.split(':', 2)[2]} of server {duplicate.split(':')[1]} "
                           "is listed twice")
 
-    sync = _table(data, "sync", name)
-    _unknown(sync, {"page_size", "overlap_minutes", "sweep_every", "max_delete_fraction", "max_response_mb"},
-             f"{name}: [sync]")
+    sync = dict(_table(data, "sync", name))
+    _unknown(sync, {"page_size", "overlap_minutes", "sweep_every", "max_delete_fraction", "max_response_mb",
+                    "full_sweep_every"}, f"{name}: [sync]")
+    full_every = parse_interval(sync.pop("full_sweep_every", "1d"), f"{name}: [sync].full_sweep_every",
+                                allow_never=True, allow_zero=True)
     for key, value in sync.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{name}: [sync].{key}: '{value}' must be a number")
-    options = SyncOptions(**sync)
+    options = SyncOptions(**sync, full_sweep_every_seconds=full_every)
     if not (1 <= options.page_size <= 30000) or not isinstance(options.page_size, int):
         raise ConfigError(f"{name}: [sync].page_size must be a whole number between 1 and 30000 (KoBo serves at "
                           "most 1000)")

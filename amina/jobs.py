@@ -90,7 +90,8 @@ def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *
                 outcomes.append(sync_asset(
                     client, warehouse, uid, page_size=config.sync.page_size,
                     overlap=dt.timedelta(minutes=config.sync.overlap_minutes),
-                    sweep_every=config.sync.sweep_every, max_delete_fraction=config.sync.max_delete_fraction,
+                    sweep_every=config.sync.sweep_every, full_sweep_every=config.sync.full_sweep_every,
+                    max_delete_fraction=config.sync.max_delete_fraction,
                     sensitive=asset.sensitive, should_stop=should_stop, attachments=rules,
                     progress=progress(uid) if progress else None))
             except AssetBusy as exc:

@@ -71,11 +71,14 @@ def track(bar: Progress, label: str) -> Callable[[int, int], None]:
 def print_reports(reports: Iterable[Any], console: Console = out) -> None:
     table = Table(title="sync runs", title_justify="left")
     for col in ("form", "table", "fetched", "new", "updated", "unchanged", "deleted", "bad values", "requests",
-                "seconds"):
-        table.add_column(col, justify="right" if col not in ("form", "table") else "left")
+                "seconds", "sweep"):
+        table.add_column(col, justify="right" if col not in ("form", "table", "sweep") else "left")
     for r in reports:
+        sweep = (f"{r.sweep_mode}, {r.sweep_requests} request{'' if r.sweep_requests == 1 else 's'}"
+                 if r.swept else "no")
         table.add_row(plain(r.name), plain(r.table), str(r.fetched), str(r.inserted), str(r.updated),
-                      str(r.unchanged), str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}")
+                      str(r.unchanged), str(r.deleted), str(r.bad_values), str(r.requests), f"{r.seconds:.2f}",
+                      plain(sweep))
     console.print(table)
 
 

@@ -59,6 +59,16 @@ def git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
+def sweep_section(path: Path) -> str:
+    """The sweep benchmark's table (bench/sweep.py) already in the file, kept when this benchmark rewrites it."""
+    from bench.sweep import BEGIN, END
+
+    text = path.read_text() if path.exists() else ""
+    if BEGIN not in text or END not in text:
+        return ""
+    return "\n" + text[text.index(BEGIN):text.index(END) + len(END)] + "\n"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--n", type=int, nargs="+", default=[10_000], metavar="N",
@@ -248,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     print_results(results, out)
     for path in ([args.out] if args.out else []) + ([RESULTS_MD] if args.write else []):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(markdown(results))
+        path.write_text(markdown(results) + (sweep_section(path) if path == RESULTS_MD else ""))
         written = [path]
         raw = path.with_suffix(".json")
         if not (args.render and raw.resolve() == args.render.resolve()):

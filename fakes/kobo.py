@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 import orjson
 
 from fakes.kobo_query import Query, QueryError, parse_json, parse_sort, project
+from fakes.kobo_search import SearchRefused, SearchSyntaxError, compile_search, parse_search
 from fakes.kobo_store import KoboApiError, KoboStore, NotFound
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000  # DEFAULT_API_PAGE_SIZE, MAX_API_PAGE_SIZE (§1)
@@ -51,6 +52,7 @@ ROUTES: list[tuple[re.Pattern[str], str, dict[str, str]]] = [(re.compile(p), kin
     (_ASSET + r"/versions/?", "nested", {"GET": "versions"}),
     (_ASSET + r"/versions/(?P<vuid>[^/]+)/?", "nested", {"GET": "version"}),
     (_ASSET + r"/deployment/?", "nested", {"GET": "deployment", "POST": "deploy", "PATCH": "redeploy"}),
+    (_ASSET + r"/history/?", "open", {"GET": "history"}),
     (_ASSET + r"/data(?:/|\.json)?", "nested", {"GET": "data_list"}),
     (_ASSET + r"/data/bulk/?", "nested", {"PATCH": "bulk_edit", "DELETE": "bulk_delete"}),
     (_ASSET + r"/data/validation_statuses/?", "nested", {"PATCH": "validation_statuses",
@@ -179,6 +181,8 @@ class Handler(BaseHTTPRequestHandler):
         self.url_path, self.raw_query = parts.path, parts.query
         self.params = dict(parse_qsl(parts.query, keep_blank_values=True))  # Django's QueryDict.get: the last
         self.body = self._read_body()
+        if self.server.latency:  # a real server's time per request (set for benchmarks)
+            time.sleep(self.server.latency)
         fault = self.server.take_fault(parts.path)
         try:
             if fault is not None:
@@ -406,6 +410,27 @@ class Handler(BaseHTTPRequestHandler):
     def _version(self, _method: str, uid: str, vuid: str) -> None:
         raise Reply(200, self.store.version(uid, vuid))
 
+    # -- project history (§3; fakes.kobo_history) ---------------------------------------------------------------
+
+    def _history(self, _method: str, uid: str) -> None:
+        """ViewProjectHistoryLogsPermission: the asset must exist (404), the caller be logged in (401) and hold
+        `manage_asset` (403); FastPagination (`start` or `offset`, `limit`), newest first."""
+        if uid not in self.store.assets:
+            raise Reply(404, {"detail": "No Asset matches the given query."})
+        if self.user is None:
+            raise Reply(401, NOT_LOGGED_IN, headers={"WWW-Authenticate": "Session"})
+        if "offset" in self.params and "start" not in self.params:
+            self.params["start"] = self.params["offset"]
+        start, limit = self._lenient_page()
+        try:
+            search = parse_search(self.params.get("q", ""))
+            count, results = self.store.history(uid, search, start=start, limit=limit)
+        except SearchSyntaxError:  # the parser's ParseError: no results
+            count, results = 0, []
+        except SearchRefused as exc:
+            raise Reply(400, {"detail": exc.detail}) from None
+        raise Reply(200, self._paginated(results, count, start, limit))
+
     # -- deployment (§6) --------------------------------------------------------------------------------------
 
     def _deployment(self, _method: str, uid: str) -> None:
@@ -579,9 +604,8 @@ class Handler(BaseHTTPRequestHandler):
         raise Reply(200, self.store.import_status(iuid))
 
 
-# -- the asset list's `q` (§5): field:value terms, AND / OR / NOT, parentheses ---------------------------------
+# -- the asset list's `q` (§5): field:value terms, AND / OR / NOT, parentheses (fakes.kobo_search) ----------------
 
-_Q_TOKEN = re.compile(r'\(|\)|[^\s()]+:"[^"]*"|"[^"]*"|[^\s()]+')
 _Q_FIELDS = {"_deployment_status": "deployment_status", "asset_type": "asset_type", "uid": "uid", "name": "name",
              "owner__username": "owner__username", "owner": "owner__username", "status": "status",
              "parent": "parent", "kind": "kind"}
@@ -590,49 +614,15 @@ AssetTest = Callable[[dict[str, Any]], bool]
 
 def asset_filter(q: str) -> AssetTest:
     """KoBo's search `q` for the asset list; an expression it cannot read matches nothing."""
-    tokens = _Q_TOKEN.findall(q)
-    if not tokens:
-        return lambda _item: True
     try:
-        test, rest = _q_or(tokens)
-    except (IndexError, ValueError):
+        return compile_search(parse_search(q), _asset_term)
+    except SearchSyntaxError:
         return lambda _item: False
-    return test if not rest else (lambda _item: False)
 
 
-def _q_or(tokens: list[str]) -> tuple[AssetTest, list[str]]:
-    left, tokens = _q_and(tokens)
-    while tokens and tokens[0] == "OR":
-        right, tokens = _q_and(tokens[1:])
-        left = (lambda a, b: lambda item: a(item) or b(item))(left, right)
-    return left, tokens
-
-
-def _q_and(tokens: list[str]) -> tuple[AssetTest, list[str]]:
-    left, tokens = _q_not(tokens)
-    while tokens and tokens[0] not in ("OR", ")"):
-        right, tokens = _q_not(tokens[1:] if tokens[0] == "AND" else tokens)
-        left = (lambda a, b: lambda item: a(item) and b(item))(left, right)
-    return left, tokens
-
-
-def _q_not(tokens: list[str]) -> tuple[AssetTest, list[str]]:
-    if tokens[0] == "NOT":
-        inner, rest = _q_not(tokens[1:])
-        return (lambda item: not inner(item)), rest
-    if tokens[0] == "(":
-        inner, rest = _q_or(tokens[1:])
-        if not rest or rest[0] != ")":
-            raise ValueError("unbalanced parentheses")
-        return inner, rest[1:]
-    return _q_term(tokens[0]), tokens[1:]
-
-
-def _q_term(token: str) -> AssetTest:
-    name, colon, value = token.partition(":")
-    value = value.strip('"')
-    if not colon:  # a bare word searches name, uid and owner
-        word = name.strip('"').lower()
+def _asset_term(name: str | None, value: str) -> AssetTest:
+    if name is None:  # a bare word searches name, uid and owner
+        word = value.lower()
         return lambda item: word in f"{item['name']} {item['uid']} {item['owner__username']}".lower()
     key = _Q_FIELDS.get(name)
     if key is None:
@@ -655,6 +645,7 @@ class _Server(ThreadingHTTPServer):
     faults: list[Fault]
     faults_lock: threading.Lock
     tampers: list[Tamper]
+    latency: float = 0.0
 
     def take_tampers(self, path: str) -> list[Tamper]:
         taken = []
@@ -685,8 +676,9 @@ class FakeKobo:
     """The fake KoBo server. Start it, point a KoboClient at `base_url` with `token`, fill `store`."""
 
     def __init__(self, *, port: int = 0, token: str | None = None, username: str = "amina_demo", seed: int = 0,
-                 password: str = DEMO_PASSWORD):
+                 password: str = DEMO_PASSWORD, latency: float = 0.0):
         self.port = port
+        self._latency = latency
         self.token = token or hashlib.sha1(f"amina-fake-token-{seed}".encode()).hexdigest()
         self.password = password
         self.store = KoboStore(seed=seed, owner=username)
@@ -695,6 +687,17 @@ class FakeKobo:
         self._faults_lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def latency(self) -> float:
+        """Seconds every request waits before it is answered (0: none), to imitate a real server's time."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._latency = seconds
+        if self._httpd is not None:
+            self._httpd.latency = seconds
 
     @property
     def base_url(self) -> str:
@@ -706,6 +709,7 @@ class FakeKobo:
         httpd = _Server(("127.0.0.1", self.port), Handler)
         httpd.store, httpd.token, httpd.password = self.store, self.token, self.password
         httpd.faults, httpd.faults_lock, httpd.tampers = self.faults, self._faults_lock, self.tampers
+        httpd.latency = self._latency
         httpd.host_port = f"127.0.0.1:{httpd.server_address[1]}"
         self._httpd = httpd
         self.store.base_url = self.base_url

@@ -28,7 +28,9 @@ import orjson
 
 from common.errors import FormBuildError
 from common.gcpause import gc_paused
+from fakes.kobo_history import ADD, DELETE, MODIFY, LogEntry, ProjectHistory, entry_json, metadata_of
 from fakes.kobo_query import Candidates, Query, sort_documents
+from fakes.kobo_search import Node
 from forms.content import TRANSLATABLE
 from forms.schema import FormSchema, Kind
 from forms.types import TYPES
@@ -141,6 +143,8 @@ class Asset:
     by_root: dict[str, int] = field(default_factory=dict)  # rootUuid without 'uuid:' → _id
     attachments: dict[str, Attachment] = field(default_factory=dict)  # attachment uid → file
     facts: dict[str, FormFacts] = field(default_factory=dict)  # version uid → facts
+    history: ProjectHistory = field(default_factory=ProjectHistory)  # submission actions, oldest first
+    manage_asset: bool = True  # may the token's account read the project history? (owners may)
 
     @property
     def version_id(self) -> str | None:
@@ -320,6 +324,7 @@ class KoboStore:
         self.imports: dict[str, ImportTask] = {}
         self._next_id = 1  # logger_instance.id: server-wide, increasing, never reused
         self._next_attachment_id = 1
+        self.history_lookback_days = 30  # the plan's LOG_LOOKBACK_DAYS: how far back the history is listed
 
     # -- identifiers (§0) -----------------------------------------------------------------------------------
 
@@ -587,6 +592,7 @@ class KoboStore:
         asset.submissions[sid] = doc
         asset.id_keys.append((sid,))
         asset.by_root.setdefault(bare_root, sid)  # a (legacy) double upload: lookups find the first
+        asset.history.record(self.now(), ADD, bare_root, submitted_by, submitted_by or "AnonymousUser")
         asset.last_submission_time = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
         return doc
 
@@ -759,6 +765,7 @@ class KoboStore:
             for key in ("_submission_time", "_validation_status", "_submitted_by"):
                 doc[key] = old[key]
             asset.submissions[sid] = doc
+            asset.history.record(self.now(), MODIFY, doc["meta/rootUuid"], doc["_submitted_by"], self.owner)
             return doc
 
     def delete_submissions(self, uid: str, ids: Iterable[int | str]) -> int:
@@ -774,6 +781,8 @@ class KoboStore:
                     del asset.by_root[root]
                 for item in doc.get("_attachments", []):
                     asset.attachments.pop(item["uid"], None)
+                asset.history.record(self.now(), DELETE, str(doc["meta/rootUuid"]), doc.get("_submitted_by"),
+                                     self.owner)
             asset.time_keys = None
             return len(wanted)
 
@@ -788,8 +797,38 @@ class KoboStore:
             status = {} if status_uid is None else {
                 "timestamp": int(self.now().timestamp()), "uid": status_uid, "by_whom": by_whom,
                 "label": VALIDATION_STATUSES[status_uid]}
+            label = VALIDATION_STATUSES[status_uid] if status_uid is not None else "None"
             for sid in wanted:
-                asset.submissions[sid] = {**asset.submissions[sid], "_validation_status": dict(status)}
+                doc = asset.submissions[sid] = {**asset.submissions[sid], "_validation_status": dict(status)}
+                asset.history.record(self.now(), MODIFY, str(doc["meta/rootUuid"]), doc.get("_submitted_by"),
+                                     by_whom or self.owner, status=label)
+
+    # -- project history (§3; fakes.kobo_history) -----------------------------------------------------------
+
+    def set_manage_asset(self, uid: str, allowed: bool) -> None:
+        """Grant (True, as owners have it) or withhold `manage_asset` from the token's account on this asset: the
+        project history answers 403 without it. Models a token of an account the project is shared with."""
+        with self.lock:
+            self.asset(uid).manage_asset = allowed
+
+    def history(self, uid: str, search: Node, *, start: int = 0, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """`GET /api/v2/assets/{uid}/history/`: how many entries match, and entries `start…start+limit` of them,
+        newest first, within the look-back (KoboApiError 403 without `manage_asset`; SearchRefused for a field
+        KoBo refuses)."""
+        with self.lock:
+            asset = self.asset(uid)
+            if not asset.manage_asset:
+                raise KoboApiError(403, {"detail": "You do not have permission to perform this action."})
+            now = self.now().astimezone(dt.UTC)
+            horizon = now.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(
+                days=self.history_lookback_days)
+
+            def metadata(entry: LogEntry) -> dict[str, Any]:
+                return metadata_of(entry, uid, asset.owner)
+
+            found = asset.history.search(search, not_before=horizon, metadata=metadata)
+            return len(found), [entry_json(e, asset_uid=uid, owner=asset.owner, base_url=self.base_url)
+                                for e in found[start:start + limit]]
 
     @staticmethod
     def _ids(asset: Asset, ids: Iterable[int | str]) -> list[int]:

@@ -140,6 +140,7 @@ class KoboClient:
         self._session.headers.update({"Accept": "application/json"})
         self._auth = {"Authorization": f"Token {token}"}  # sent per request, only to the server's own origin
         self.requests_made = 0
+        self.bytes_received = 0  # bodies as read, decompressed: what the sweep's cost figures count
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:  # never show the token
@@ -261,6 +262,7 @@ class KoboClient:
                 chunks.append(chunk)
         finally:
             resp.close()
+            self.bytes_received += size
         resp._content = b"".join(chunks)  # what resp.content returns from now on
         resp._content_consumed = True
 
@@ -385,6 +387,27 @@ class KoboClient:
         if not isinstance(following, str):  # a `next` that is not a link: more only if the page was full
             following = "(more)" if following not in (None, False, "") and len(body["results"]) >= limit else None
         return Page(count=_count(body) or 0, next=following or None, results=body["results"], dirty=parsed.dirty)
+
+    def count(self, uid: str, query: Mapping[str, Any] | None) -> int | None:
+        """How many submissions match `query`, from the `count` KoBo computes for any query (§1), in one small
+        request (`limit=1`, `fields=["_id"]`). None when the answer's count is not a non-negative integer: a
+        count is never guessed."""
+        params: dict[str, Any] = {"limit": 1, "fields": _json_param(["_id"])}
+        if query:
+            params["query"] = _json_param(query)
+        body = self.get_json(f"/api/v2/assets/{check_asset_uid(uid)}/data/", params, _is_list_page)
+        return _count(body)
+
+    def history_page(self, uid: str, *, q: str, start: int = 0, limit: int = MAX_PAGE_SIZE) -> Page:
+        """One page of the project history (`/api/v2/assets/{uid}/history/`, newest first, KoBo's `q` search).
+        Needs `manage_asset`: KoboRefused with status 403 without it. The count is 0 when the server gives none."""
+        params: dict[str, Any] = {"q": q, "limit": limit}
+        if start:
+            params["start"] = start
+        body = self.get_json(f"/api/v2/assets/{check_asset_uid(uid)}/history/", params, _is_list_page)
+        following = body.get("next")
+        return Page(count=_count(body) or 0, next=following if isinstance(following, str) and following else None,
+                    results=body["results"])
 
     def iter_data_pages(
         self,

@@ -10,16 +10,16 @@ appears), are not skipped; re-reading is harmless because rows are upserted by `
 unchanged submission (same JSON digest) is not rewritten.
 
 Edits, validation-status changes and deletions do not move `_submission_time`; the *sweep* finds
-them: it pages through `fields=["_id","_uuid","_validation_status"]` in `_id` order (about 150 bytes
-a submission, 1,000 a request) and compares with what is stored: a new `_uuid` is an edit, a new
-validation status object is a review, an `_id` that is gone was deleted, an `_id` not stored yet
-was missed. Only the changed submissions are then fetched in full (`query={"_id": {"$in": […]}}`).
+them (sync.sweep: the server's history, the ever-edited set, reviews since the last sweep, and counts
+per `_id` range split where they differ; a full manifest comparison on its own, slower schedule as the
+safety net). This module orchestrates: it decides when a sweep, and when a full one, is due, and
+gives the sweep a way to store what it fetches (`store_page`) and to mark deletions.
 
 What the server answers is checked before it steers anything: a submission without a usable `_id`
 neither moves the watermark nor stops the page (the warehouse quarantines it); version uids met in
 the data must look like KoBo's before they go into a URL; both the page loop and the sweep refuse an
 answer that does not move past the previous one; and the sweep never reads an empty or shrinking
-answer as "everything was deleted".
+answer, or a count, as "everything was deleted" (sync.sweep_guard).
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from common.errors import (
     AminaError,
     FormBuildError,
-    KoboError,
     KoboRefused,
     KoboUnavailable,
     StopNow,
@@ -47,15 +48,19 @@ from common.text import storable
 from forms.schema import FormSchema
 from sync.attachments import AttachmentRules, download_attachments
 from sync.client import MAX_PAGE_SIZE, KoboClient, Page, check_asset_uid
-from warehouse.convert import BadValue, from_unix_seconds, submission_id
-from warehouse.store import RegisteredForm, Warehouse, Watermark
+from sync.sweep import SweepSettings, check_position, sweep
+from sync.sweep_costs import WATERMARK
+from sync.sweep_kobo import KoboSweepSource
+from sync.sweep_source import Fetched
+from warehouse.convert import submission_id
+from warehouse.manifest import StoredForm
+from warehouse.store import RegisteredForm, SweepMarks, Warehouse, Watermark
 
 log = logging.getLogger(__name__)
 
 ORDER = {"_submission_time": 1, "_id": 1}
-SWEEP_FIELDS = ["_id", "_uuid", "_validation_status"]
-REFETCH_BATCH = 100  # ids per `$in` query: keeps the URL well under proxies' 8 KB line limit
 DEFAULT_OVERLAP = dt.timedelta(minutes=5)
+DEFAULT_FULL_SWEEP_EVERY = dt.timedelta(days=1)
 KOBO_TIME = "%Y-%m-%dT%H:%M:%S"
 VERSION_UID = re.compile(r"^v[0-9A-Za-z]{4,40}$")
 Progress = Callable[[int, int], None]  # (submissions fetched so far, submissions to fetch)
@@ -78,8 +83,11 @@ class SyncReport:
     deleted: int = 0
     attachments: int = 0  # files downloaded
     swept: bool = False
+    sweep_mode: str | None = None  # "incremental" or "full" when the run swept
     sweep_requests: int = 0
     sweep_seconds: float = 0.0
+    sweep_bytes: int = 0
+    sweep_detail: dict[str, Any] = field(default_factory=dict)  # per mechanism: cost and changes found
     pages: int = 0
     requests: int = 0
     seconds: float = 0.0
@@ -91,8 +99,10 @@ class SyncReport:
         return {"requests": self.requests, "pages": self.pages, "fetched": self.fetched,
                 "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
                 "bad_values": self.bad_values, "quarantined": self.quarantined, "deleted": self.deleted,
-                "swept": self.swept,
-                "sweep_requests": self.sweep_requests, "sweep_seconds": round(self.sweep_seconds, 3)}
+                "swept": self.swept, "sweep_mode": self.sweep_mode,
+                "sweep_requests": self.sweep_requests, "sweep_seconds": round(self.sweep_seconds, 3),
+                "sweep_bytes": self.sweep_bytes,
+                "sweep_detail": orjson.dumps(self.sweep_detail).decode() if self.sweep_detail else None}
 
 
 def deployed_content(client: KoboClient, asset: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
@@ -195,11 +205,13 @@ def prepare_form(client: KoboClient, warehouse: Warehouse, asset_uid: str, *,
 
 
 def store_page(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport,
-               page: Page, watermark: Watermark | None, attachments: AttachmentRules | None) -> None:
+               page: Page | Fetched, watermark: Watermark | None, attachments: AttachmentRules | None, *,
+               found_by: str = WATERMARK) -> None:
     """Evolve the tables if the page brings a new form version, store it (with the watermark, if any),
-    fetch its attachments if asked, and count what happened."""
+    fetch its attachments if asked, and count what happened. `found_by`: the mechanism that brought it."""
     prepared.evolve(client, warehouse, page.results, report)
-    result = warehouse.load_page(prepared.form, page.results, watermark, run_id=report.run_id, dirty=page.dirty)
+    result = warehouse.load_page(prepared.form, page.results, watermark, run_id=report.run_id, dirty=page.dirty,
+                                 found_by=found_by)
     if attachments is not None:
         got = download_attachments(client, attachments, prepared.form.key, page.results)
         report.attachments += got.downloaded
@@ -253,6 +265,7 @@ def sync_asset(
     sensitive: tuple[str, ...] = (),
     overlap: dt.timedelta = DEFAULT_OVERLAP,
     sweep_every: int = 1,
+    full_sweep_every: dt.timedelta | None = DEFAULT_FULL_SWEEP_EVERY,
     max_delete_fraction: float = 0.5,
     should_stop: Callable[[], bool] | None = None,
     attachments_dir: Path | None = None,
@@ -262,6 +275,9 @@ def sync_asset(
     0 = never) sweep for edits, reviews and deletions. Raises AminaError on failure, after recording
     the failed run (the watermark stays at the last page fully stored). The asset is held
     (`Warehouse.asset_lock`) for the whole run: AssetBusy when another worker has it.
+
+    `full_sweep_every`: how often the sweep compares every submission instead of asking what changed
+    (the safety net, see sync.sweep); None: never; zero: at every sweep.
 
     `max_delete_fraction`: a sweep that would mark more than this share of the stored submissions
     deleted stops instead (a server that suddenly answers with nothing is more likely than a
@@ -278,17 +294,19 @@ def sync_asset(
     with warehouse.asset_lock(key):
         return _sync_held(client, warehouse, asset_uid, key, page_size=page_size, progress=progress,
                           sensitive=sensitive, overlap=overlap, sweep_every=sweep_every,
-                          max_delete_fraction=max_delete_fraction, should_stop=should_stop, attachments=attachments)
+                          full_sweep_every=full_sweep_every, max_delete_fraction=max_delete_fraction,
+                          should_stop=should_stop, attachments=attachments)
 
 
 def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: str, *, page_size: int,
                progress: Progress | None, sensitive: tuple[str, ...], overlap: dt.timedelta, sweep_every: int,
-               max_delete_fraction: float, should_stop: Callable[[], bool] | None,
-               attachments: AttachmentRules | None) -> SyncReport:
+               full_sweep_every: dt.timedelta | None, max_delete_fraction: float,
+               should_stop: Callable[[], bool] | None, attachments: AttachmentRules | None) -> SyncReport:
     report = SyncReport(asset_uid=asset_uid, key=key)
     started = time.monotonic()
     requests_before = client.requests_made
     report.run_id = warehouse.start_run(key, client.server_url)
+    run_started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # the next page is requested as soon as this one's last row is known, and downloads while this one is
     # stored (the watermark still moves only with what is stored); no request outlives the run
     ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{asset_uid}")
@@ -331,10 +349,16 @@ def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: st
             if should_stop and should_stop():
                 raise SyncInterrupted(f"sync of {key} stopped on request after {report.fetched:,} submissions; "
                                       "every page fetched was stored; the next run resumes from there")
-        if watermark is not None and warehouse.sweep_due(key, sweep_every):  # a first load is fresh
-            sweep(client, warehouse, prepared, report, page_size=page_size, max_delete_fraction=max_delete_fraction,
-                  attachments=attachments, should_stop=should_stop)
-        warehouse.record_sync(key, swept=report.swept or watermark is None)
+        marks = None
+        if watermark is None:  # a first load compared everything: it counts as a full sweep
+            marks = SweepMarks(history_since=run_started)
+        elif warehouse.sweep_due(key, sweep_every):
+            marks = run_sweep(client, warehouse, prepared, report, page_size=page_size, overlap=overlap,
+                              full=warehouse.full_sweep_due(key, full_sweep_every),
+                              max_delete_fraction=max_delete_fraction, attachments=attachments,
+                              should_stop=should_stop)
+        warehouse.record_sync(key, swept=report.swept or watermark is None,
+                              full=report.sweep_mode == "full" or watermark is None, marks=marks)
         report.status = "ok"
     except SyncInterrupted as exc:
         report.status, report.error = "interrupted", str(exc)
@@ -371,98 +395,43 @@ def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: st
     return report
 
 
-def _sweep_state(item: Mapping[str, Any]) -> tuple[str, str | None, int | None]:
-    """(_uuid, validation uid, validation time in whole seconds) as the warehouse stores them."""
-    status = item.get("_validation_status")
-    status = status if isinstance(status, Mapping) else {}
-    uid = status.get("uid")
-    stamp = status.get("timestamp")
-    try:
-        at = int(stamp) if stamp is not None and from_unix_seconds(stamp) else None
-    except BadValue:
-        at = None
-    uuid = item.get("_uuid")
-    return (uuid if isinstance(uuid, str) else "", uid if isinstance(uid, str) else None, at)
+class _Target:
+    """The warehouse side of a sweep (sync.sweep_compare.Target): what is stored of the form, as the form's
+    tables are now (a page may bring a new form version), and how to store and mark what the sweep found."""
+
+    def __init__(self, client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport,
+                 attachments: AttachmentRules | None):
+        self.client, self.warehouse, self.prepared = client, warehouse, prepared
+        self.report, self.attachments = report, attachments
+
+    @property
+    def stored(self) -> StoredForm:
+        return StoredForm(self.warehouse, self.prepared.form)
+
+    def store(self, fetched: Fetched, found_by: str) -> None:
+        store_page(self.client, self.warehouse, self.prepared, self.report, fetched, None, self.attachments,
+                   found_by=found_by)
+
+    def mark_deleted(self, ids: list[int], found_by: str) -> int:
+        return self.warehouse.mark_deleted(self.prepared.form, ids, run_id=self.report.run_id, found_by=found_by)
 
 
-def sweep(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport, *,
-          page_size: int = MAX_PAGE_SIZE, max_delete_fraction: float = 0.5,
-          attachments: AttachmentRules | None = None, should_stop: Callable[[], bool] | None = None) -> None:
-    """Find edits, validation changes, deletions and missed submissions; store them. See the module doc.
-
-    Deletions are marked only when the answer holds together: a server that answers with no submission at
-    all while we hold some is never read as "all deleted" (unless `max_delete_fraction` is 1 and the asset's
-    own submission count says 0 too), and more than `max_delete_fraction` of the stored ones gone stops the
-    run, at any size."""
-    started, requests_before = time.monotonic(), client.requests_made
-    form = prepared.form
-    uid = form.asset_uid
-    stored = warehouse.live_count(form)
-    gone: list[int] = []
-    unusable = seen = 0
-    after: int | None = None
-    while True:
-        page = client.data_page(uid, query={"_id": {"$gt": after}} if after is not None else None,
-                                sort={"_id": 1}, fields=SWEEP_FIELDS, limit=page_size)
-        ids: list[tuple[int, Mapping[str, Any]]] = []
-        for item in page.results:
-            sid = submission_id(item.get("_id")) if isinstance(item, Mapping) else "not an object"
-            if isinstance(sid, int) and (after is None or sid > after):
-                ids.append((sid, item))
-            else:
-                unusable += 1
-        ids.sort(key=lambda pair: pair[0])
-        seen += len(ids)
-        last_page = not page.next or not page.results
-        if not last_page and not ids:
-            raise KoboUnavailable(f"{client.server_url} answered a sweep page of {uid} that does not move past "
-                                  f"submission {after}: stopping instead of looping")
-        up_to = None if last_page else ids[-1][0]
-        local = warehouse.manifest(form, after, up_to)
-        refetch: list[int] = []
-        for sid, item in ids:
-            mine = local.pop(sid, None)
-            if mine is None or mine != _sweep_state(item):
-                refetch.append(sid)
-        gone.extend(local)  # stored ids in this range that the server no longer has
-        for batch in _batches(refetch, REFETCH_BATCH):
-            full = client.data_page(uid, query={"_id": {"$in": batch}}, sort={"_id": 1}, limit=len(batch))
-            store_page(client, warehouse, prepared, report, full, None, attachments)
-            form = prepared.form
-        if last_page:
-            break
-        after = up_to
-        if should_stop and should_stop():
-            raise SyncInterrupted(f"sync of {form.key} stopped on request during the sweep; what it found so far "
-                                  "was stored; deletions were not marked")
-    if unusable:
-        report.notes.append(f"the sweep met {unusable} item(s) without a usable _id")
-    if gone and stored:
-        _check_deletions(client, uid, gone, stored, seen, max_delete_fraction)
-    report.deleted = warehouse.mark_deleted(form, gone, run_id=report.run_id) if gone else 0
-    report.swept = True
-    report.sweep_requests = client.requests_made - requests_before
-    report.sweep_seconds = time.monotonic() - started
-
-
-def _check_deletions(client: KoboClient, uid: str, gone: list[int], stored: int, seen: int,
-                     max_delete_fraction: float) -> None:
-    """Refuse to mark deletions that look like a server answering with nothing (see `sweep`)."""
-    advice = ("nothing was marked deleted. If they really were deleted on the server, run again allowing it "
-              "(--max-delete-fraction 1)")
-    if seen == 0:
-        counted = client.asset(uid).get("deployment__submission_count")
-        if max_delete_fraction < 1 or counted != 0:
-            raise KoboError(f"the sweep of {uid} found none of the {stored:,} stored submissions on "
-                            f"{client.server_url}, which still counts {counted if counted is not None else 'some'}; "
-                            "an empty answer is not read as 'all deleted'; " + advice.replace(
-                                "run again allowing it (--max-delete-fraction 1)",
-                                "the asset must also count 0 submissions, and the run must allow it "
-                                "(--max-delete-fraction 1)"))
-    if len(gone) > max_delete_fraction * stored:
-        raise KoboError(f"the sweep of {uid} found {len(gone):,} of {stored:,} stored submissions missing on "
-                        f"{client.server_url}; " + advice)
-
-
-def _batches(items: list[int], size: int) -> list[list[int]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def run_sweep(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport, *,
+              page_size: int = MAX_PAGE_SIZE, overlap: dt.timedelta = DEFAULT_OVERLAP, full: bool = False,
+              max_delete_fraction: float = 0.5, attachments: AttachmentRules | None = None,
+              should_stop: Callable[[], bool] | None = None) -> SweepMarks:
+    """Sweep the form for edits, reviews and deletions (sync.sweep), store what changed, and count it in the
+    report; return what the sweep leaves for the next one (recorded when the run succeeds)."""
+    source = KoboSweepSource(client, prepared.form.asset_uid, page_size=page_size)
+    settings = SweepSettings(page_size=page_size, max_delete_fraction=max_delete_fraction, overlap=overlap,
+                             full=full, position=check_position(report.run_id))
+    result = sweep(source, _Target(client, warehouse, prepared, report, attachments),
+                   warehouse.sweep_state(prepared.form.key), settings, should_stop)
+    report.notes += result.notes
+    report.deleted += result.deleted
+    report.swept, report.sweep_mode = True, result.mode
+    report.sweep_requests, report.sweep_bytes, report.sweep_seconds = result.requests, result.bytes, result.seconds
+    report.sweep_detail = result.detail
+    log.info("asset %s: %s sweep, %d requests, %d bytes, %.2f s", prepared.form.key, result.mode, result.requests,
+             result.bytes, result.seconds)
+    return result.marks

@@ -55,3 +55,20 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
     after = results_md.stat().st_mtime_ns if results_md.exists() else None
     assert after == before, "the smoke test must not touch bench/results.md"
+
+
+def test_sweep_bench_smoke(tmp_path: Path) -> None:
+    results_md = ROOT / "bench" / "results.md"
+    before = results_md.stat().st_mtime_ns if results_md.exists() else None
+    proc = subprocess.run([sys.executable, "-m", "bench.sweep", "--n", "6000", "--delay", "0",
+                           "--workdir", str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # every run left the warehouse equal to the server
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()
+            if line.startswith("| 6,000 |")]
+    requests = {(r[1], r[2]): int(r[3]) for r in rows}
+    assert len(rows) == 6 and all(r[-1] == "yes" for r in rows)
+    assert requests[("unchanged", "full (before)")] == 6  # a page of 1,000 each
+    assert requests[("unchanged", "incremental")] == 5 and requests[("unchanged", "incremental, no history")] == 5
+    assert all(r[6] == "10 deleted, 10 edited, 10 validation" for r in rows if r[1] != "unchanged")
+    after = results_md.stat().st_mtime_ns if results_md.exists() else None
+    assert after == before, "the smoke test must not touch bench/results.md"

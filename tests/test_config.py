@@ -20,6 +20,19 @@ def test_the_shipped_example_is_valid():
     assert cfg.assets[1].sensitive == ("profile/full_name", "profile/phone")
 
 
+def test_full_sweep_every_is_an_interval_or_never():
+    import datetime as dt
+
+    assert parse_config(base()).sync.full_sweep_every == dt.timedelta(days=1)
+    assert parse_config(base(sync={"full_sweep_every": "12h"})).sync.full_sweep_every == dt.timedelta(hours=12)
+    assert parse_config(base(sync={"full_sweep_every": "0s"})).sync.full_sweep_every == dt.timedelta(0)
+    assert parse_config(base(sync={"full_sweep_every": "never"})).sync.full_sweep_every is None
+    assert load_config(EXAMPLE).sync.full_sweep_every == dt.timedelta(days=1)
+    for wrong in ("daily", 3, True):
+        with pytest.raises(ConfigError, match=r"\[sync\].full_sweep_every: .* is not an interval"):
+            parse_config(base(sync={"full_sweep_every": wrong}))
+
+
 def base(**changes):
     data = {"servers": {"kf": {"url": "https://kf.kobotoolbox.org", "token_env": "KOBO_TOKEN"}},
             "assets": [{"uid": "aX7Yk3mQ9pLrT2vB8cN4dW", "schedule": {"every": "15m"}}]}

@@ -199,9 +199,8 @@ def test_cli_sync_wrong_token_is_one_line_and_nonzero(server, asset_uid, tmp_pat
 
 
 def test_cli_sync_unreachable_server(tmp_path):
-    proc = run_cli("sync", "--server", "http://127.0.0.1:9", "--asset", "aX7Yk3mQ9pLrT2vB8cN4dW", "--db",
-                   str(tmp_path / "w.db"),
-                   env={"KOBO_TOKEN": "t"})
+    proc = run_cli("sync", "--server", "http://127.0.0.1:9", "--asset", "aX7Yk3mQ9pLrT2vB8cN4dW",
+                   "--db", str(tmp_path / "w.db"), env={"KOBO_TOKEN": "t"})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "cannot connect (connection refused)" in proc.stderr
 

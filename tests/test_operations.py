@@ -55,6 +55,7 @@ def test_status_reports_ok_failing_and_stale(server, client, asset_uid, tmp_path
     assert status.returncode == 0, status.stderr
     [entry] = json.loads(status.stdout)
     assert entry["submissions"] == 12 and entry["server_submissions"] == 12 and not entry["stale"]
+    assert entry["last_full_sweep_at"] is not None  # a first load compared everything
     assert entry["rows"]["household__members"] > 0
     stale = cli("status", "--db", db, "--json", "--offline", "--stale-after", "0.00001")
     assert stale.returncode == 7 and json.loads(stale.stdout)[0]["stale"] is True

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import household_submission
 from warehouse import bookkeeping as bk
+from warehouse.manifest import StoredForm
 from warehouse.protect import Pseudonymizer
 from warehouse.store import Warehouse, Watermark
 
@@ -182,7 +183,7 @@ def test_deleted_submissions_are_marked_not_dropped_and_left_out_of_current_view
     assert gone["_deleted_at"] is not None
     assert [r["_id"] for r in rows(warehouse, "household_current")] == [1]
     assert {r["_submission_id"] for r in rows(warehouse, "household__members_current")} == {1}
-    assert warehouse.manifest(form, None, None).keys() == {1}
+    assert StoredForm(warehouse, form).manifest(None, None).keys() == {1}
     assert rows(warehouse, "submission_history", "seen_at")[-1]["change"] == "deleted"
 
 
@@ -199,8 +200,8 @@ def test_manifest_ranges_and_validation_timestamps(warehouse, form):
     status = {"timestamp": 1741700000, "uid": "validation_status_on_hold", "by_whom": "s"}
     warehouse.load_page(form, [household_submission(i, _validation_status=status if i == 3 else {})
                                for i in range(1, 6)], None)
-    m = warehouse.manifest(form, 1, 4)
-    assert sorted(m) == [2, 3, 4]
+    m = StoredForm(warehouse, form).manifest(2, 5)
+    assert sorted(m) == [2, 3, 4] and StoredForm(warehouse, form).manifest_of([3, 9]).keys() == {3}
     assert m[3][1:] == ("validation_status_on_hold", 1741700000)
     assert m[2][1:] == (None, None)
 
@@ -333,7 +334,7 @@ def test_fixed_tables_are_migrated_with_alembic(warehouse_url):
     engine.dispose()
     wh = Warehouse(warehouse_url)  # stamps 0001, then upgrades to head
     with wh.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM amina_schema_version")).scalar_one() == "0003"
+        assert conn.execute(sa.text("SELECT version_num FROM amina_schema_version")).scalar_one() == "0004"
         assert {"versions", "conflict"} <= {c["name"] for c in sa.inspect(conn).get_columns("fields")}
     wh.dispose()
     Warehouse(warehouse_url).dispose()  # idempotent
@@ -377,6 +378,51 @@ def test_a_warehouse_of_revision_0002_keeps_its_data_with_asset_keys(warehouse_u
     assert wh.asset_key("https://kf.kobotoolbox.org", "aOld1234567890") == "aOld1234567890"
     assert wh.asset_key("https://eu.kobotoolbox.org", "aOld1234567890") == "aOld1234567890@eu.kobotoolbox.org"
     wh.dispose()
+
+
+def test_a_warehouse_of_revision_0003_gets_the_sweep_bookkeeping_and_can_go_back(warehouse_url):
+    """0004: sync_state's sweep marks (the last full sweep starts as the last sweep: every sweep was full before),
+    sync_runs' sweep cost, submission_history's found_by; and the way back to 0003."""
+    from alembic import command
+    from alembic.config import Config
+
+    from warehouse.store import MIGRATIONS
+
+    url = warehouse_url if "://" in warehouse_url else f"sqlite:///{warehouse_url}"
+    engine = sa.create_engine(url)
+    pg = engine.dialect.name == "postgresql"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        for schema in ("restricted", "analyst") if pg else ():
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        cfg.attributes["connection"] = conn.execution_options(
+            schema_translate_map=None if pg else {"restricted": None, "analyst": None})
+        command.upgrade(cfg, "0003")
+        conn.execute(sa.text("INSERT INTO sync_state (asset_key, watermark_time, watermark_id, last_sweep_at, "
+                             "syncs_since_sweep, updated_at) VALUES ('aOld1234567890', '2026-01-01T00:00:00', 41, "
+                             "'2026-01-03 04:05:06', 0, '2026-01-03')"))
+        conn.execute(sa.text("INSERT INTO submission_history (asset_key, submission_id, seen_at, change) VALUES "
+                             "('aOld1234567890', 41, '2026-01-02', 'new')"))
+    engine.dispose()
+    wh = Warehouse(warehouse_url)
+    state = wh.sweep_state("aOld1234567890")
+    assert state.last_full_sweep_at == state.last_sweep_at == dt.datetime(2026, 1, 3, 4, 5, 6)
+    assert state.validation_since is None and state.history_since is None
+    with wh.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("sync_runs")}
+        assert {"sweep_mode", "sweep_bytes", "sweep_detail"} <= columns
+        assert conn.execute(sa.select(bk.submission_history.c.found_by)).scalar_one() is None
+    wh.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn.execution_options(
+            schema_translate_map=None if pg else {"restricted": None, "analyst": None})
+        command.downgrade(cfg, "0003")
+        assert "last_full_sweep_at" not in {c["name"] for c in sa.inspect(conn).get_columns("sync_state")}
+        assert "found_by" not in {c["name"] for c in sa.inspect(conn).get_columns("submission_history")}
+    engine.dispose()
+    Warehouse(warehouse_url).dispose()  # and up again
 
 
 def test_arabic_kurdish_and_emoji_round_trip_byte_for_byte(warehouse):

@@ -139,6 +139,14 @@ sync_state = sa.Table(
     sa.Column("last_sweep_at", sa.DateTime, comment="when edits and deletions were last looked for"),
     sa.Column("syncs_since_sweep", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("last_full_sweep_at", sa.DateTime,
+              comment="when every submission was last compared with the server (the safety net, or a first load)"),
+    sa.Column("validation_since", sa.BigInteger,
+              comment="newest validation-status timestamp the sweep has seen (Unix seconds, the server's clock)"),
+    sa.Column("history_since", sa.DateTime,
+              comment="when the last sweep that read the project history started (UTC)"),
+    sa.Column("history_denied_at", sa.DateTime,
+              comment="when the server last refused the project history (403: the token lacks manage_asset)"),
     quote=True,
 )
 
@@ -170,6 +178,11 @@ sync_runs = sa.Table(
     sa.Column("pid", sa.Integer, comment="process id of the worker that ran it"),
     sa.Column("host", sa.Text, comment="host name of the worker that ran it"),
     sa.Column("heartbeat_at", sa.DateTime, comment="when the run last wrote (each stored page); see 'abandoned'"),
+    sa.Column("sweep_mode", sa.Text, comment="incremental (counts, edited set, reviews, history) / full / NULL"),
+    sa.Column("sweep_bytes", sa.BigInteger, nullable=False, default=0,
+              comment="bytes the sweep received (decompressed JSON)"),
+    sa.Column("sweep_detail", sa.Text,
+              comment="JSON: per mechanism, its requests, bytes, seconds and the changes it found, by kind"),
     quote=True,
 )
 
@@ -184,6 +197,8 @@ submission_history = sa.Table(
     sa.Column("uuid", sa.Text, comment="the submission's _uuid from then on"),
     sa.Column("validation_status", sa.Text),
     sa.Column("validation_by", sa.Text),
+    sa.Column("found_by", sa.Text,
+              comment="what found the change: watermark / history / count / edited / validation / full_sweep"),
     sa.Index("ix_submission_history", "asset_key", "submission_id"),
     quote=True,
 )

@@ -28,7 +28,8 @@ class AssetStatus:
     submissions: int = 0  # stored and not deleted
     deleted: int = 0
     quarantined: int = 0  # submissions kept aside whole (no usable _id, or refused by the database)
-    last_sweep_at: dt.datetime | None = None
+    last_sweep_at: dt.datetime | None = None  # when edits, reviews and deletions were last looked for
+    last_full_sweep_at: dt.datetime | None = None  # when every submission was last compared (the safety net)
     rows: dict[str, int] = field(default_factory=dict)
     server_submissions: int | None = None  # filled by the caller when it asks KoBo
     stale: bool = False
@@ -60,12 +61,15 @@ def asset_statuses(warehouse: Warehouse) -> list[AssetStatus]:
         inspector = sa.inspect(conn)
         q = bk.quarantine
         set_aside = dict(conn.execute(sa.select(q.c.asset_key, sa.func.count()).group_by(q.c.asset_key)).all())
-        sweeps = dict(conn.execute(sa.select(bk.sync_state.c.asset_key, bk.sync_state.c.last_sweep_at)).all())
+        st_ = bk.sync_state
+        sweeps = {key: (last, full) for key, last, full in conn.execute(
+            sa.select(st_.c.asset_key, st_.c.last_sweep_at, st_.c.last_full_sweep_at)).all()}
         for f in forms:
             key = f["asset_key"]
             st = AssetStatus(asset_key=key, asset_uid=f["asset_uid"], name=f["name"], server_url=f["server_url"],
                              table=f["table_name"], rows=counts.get(key, {}), quarantined=int(set_aside.get(key, 0)),
-                             last_sweep_at=_age(sweeps.get(key)))
+                             last_sweep_at=_age(sweeps.get(key, (None, None))[0]),
+                             last_full_sweep_at=_age(sweeps.get(key, (None, None))[1]))
             runs = bk.sync_runs
             last = conn.execute(sa.select(runs).where(runs.c.asset_key == key)
                                 .order_by(runs.c.run_id.desc()).limit(1)).mappings().first()

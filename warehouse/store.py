@@ -7,7 +7,6 @@ them, in a single transaction, so a crash at any instant loses at most the page 
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import dataclasses
 import datetime as dt
@@ -17,10 +16,10 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -42,6 +41,7 @@ from warehouse.tables import GEO_PARTS, FormTables, PreviousNames, sql_type_of
 from warehouse.views import ANALYST_ROLE, create_views, execute_ddl, grant_analyst, view_names
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 _local_locks: dict[str, threading.Lock] = {}
@@ -87,6 +87,26 @@ def asset_key_for(uid: str, server_url: str, taken: set[str]) -> str:
 class Watermark:
     submission_time: str  # KoBo's own text, 'YYYY-MM-DDTHH:MM:SS'
     submission_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SweepState:
+    """What the last sweeps of an asset left for the next one (see sync.sweep)."""
+
+    last_sweep_at: dt.datetime | None = None
+    last_full_sweep_at: dt.datetime | None = None
+    validation_since: int | None = None  # Unix seconds, the server's clock
+    history_since: dt.datetime | None = None
+    history_denied_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepMarks:
+    """Sweep state to record with a successful run (None: leave as it is)."""
+
+    validation_since: int | None = None
+    history_since: dt.datetime | None = None
+    history_denied_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +174,10 @@ class Warehouse:
             if inspector.has_table("forms") and not inspector.has_table("amina_schema_version"):
                 command.stamp(cfg, "0001")  # made before the warehouse had migrations: the first revision's shape
             command.upgrade(cfg, "head")
+
+    def guarded(self, action: Callable[[], T], what: str) -> T:
+        """Run a database action; any database failure becomes a WarehouseError saying what could not be done."""
+        return self._guard(action, what)
 
     @property
     def safe_url(self) -> str:
@@ -352,6 +376,10 @@ class Warehouse:
                         conn.exec_driver_sql(f"ALTER TABLE {_q(conn, table.name)} ADD COLUMN {ddl}")
                         if self.has_schemas and column.comment:  # CREATE TABLE carries comments; ALTER does not
                             conn.execute(sa.schema.SetColumnComment(column))
+                indexed = {i["name"] for i in inspector.get_indexes(table.name)}
+                for index in table.indexes:  # an index a later release added (e.g. the sweep's manifest index)
+                    if index.name not in indexed:
+                        index.create(conn)
             newly = {p for p in tables.schema.sensitive_paths if p in was_clear}
             if newly:
                 if self.pseudonymizer is None:
@@ -486,19 +514,20 @@ class Warehouse:
         return Watermark(row.watermark_time, int(row.watermark_id))
 
     def load_page(self, form: RegisteredForm, submissions: Sequence[Any], watermark: Watermark | None, *,
-                  run_id: int | None = None, dirty: bool = False) -> PageResult:
+                  run_id: int | None = None, dirty: bool = False, found_by: str | None = None) -> PageResult:
         """Upsert one page of submissions (and move the watermark, if given), in one transaction.
 
         `dirty`: the client found NUL characters or lone surrogates in the page's JSON (they are replaced in
         what is stored in the form's tables; the raw JSON keeps them). Submissions without a usable `_id`, or
-        that the database refuses, are quarantined, never lost and never blocking (warehouse.load)."""
+        that the database refuses, are quarantined, never lost and never blocking (warehouse.load).
+        `found_by`: the mechanism that brought the page (recorded with each change in submission_history)."""
         checked = check_page(submissions, dirty=dirty)
         with gc_paused():  # a page makes ~100k rows and values that are not garbage; see common.gcpause
-            return self._guard(lambda: self._load(form, checked, watermark, run_id),
+            return self._guard(lambda: self._load(form, checked, watermark, run_id, found_by),
                                f"store a page of submissions of form {form.key}")
 
     def _load(self, form: RegisteredForm, checked: CheckedPage, watermark: Watermark | None,
-              run_id: int | None) -> PageResult:
+              run_id: int | None, found_by: str | None = None) -> PageResult:
         now = utcnow()
         result = PageResult()
         with self.engine.begin() as conn:
@@ -512,15 +541,15 @@ class Warehouse:
                 self._bulk(conn, bk.submission_history, [
                     {"asset_key": form.key, "submission_id": i.sid, "seen_at": now, "run_id": run_id,
                      "change": "superseded", "uuid": _text_or_none(i.data.get("_uuid")), "validation_status": None,
-                     "validation_by": None} for i in checked.superseded])
+                     "validation_by": None, "found_by": found_by} for i in checked.superseded])
             known = self._known(conn, form, [i.sid for i in checked.incoming])
             try:
                 with conn.begin_nested():
-                    self._write(conn, form, checked.incoming, known, now, run_id, result)
+                    self._write(conn, form, checked.incoming, known, now, run_id, result, found_by)
             except DataRefused:  # a value the boundary let through: store one by one, set the refused aside
                 def store_one(item: Incoming) -> None:
                     with conn.begin_nested():
-                        self._write(conn, form, [item], known, now, run_id, result)
+                        self._write(conn, form, [item], known, now, run_id, result, found_by)
 
                 def set_aside(item: Incoming, reason: str) -> None:
                     result.quarantined += self._quarantine(
@@ -552,7 +581,7 @@ class Warehouse:
 
     def _write(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
                known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
-               result: PageResult) -> None:
+               result: PageResult, found_by: str | None = None) -> None:
         page = FlatPage()
         changed: list[Incoming] = []
         replaced: list[int] = []
@@ -577,7 +606,7 @@ class Warehouse:
             changed.append(item)
             history.append({"asset_key": form.key, "submission_id": item.sid, "seen_at": now, "run_id": run_id,
                             "change": change, "uuid": uuid, "validation_status": _text_or_none(status.get("uid")),
-                            "validation_by": _text_or_none(status.get("by_whom"))})
+                            "validation_by": _text_or_none(status.get("by_whom")), "found_by": found_by})
             form.flattener.flatten_into(page, s, item.sid, now, list(item.issues))
         counts.bad_values = page.issues
         if replaced:
@@ -650,45 +679,28 @@ class Warehouse:
             conn.execute(root.update().where(root.c._id == sa.bindparam("sid"))
                          .values(_duplicate_of=sa.bindparam("first")), updates)
 
-    def mark_deleted(self, form: RegisteredForm, ids: Sequence[int], *, run_id: int | None = None) -> int:
-        """Mark submissions that the server no longer has; their rows stay, with `_deleted_at` set."""
+    def mark_deleted(self, form: RegisteredForm, ids: Sequence[int], *, run_id: int | None = None,
+                     found_by: str | None = None) -> int:
+        """Mark submissions that the server no longer has; their rows stay, with `_deleted_at` set. Only those
+        not marked already get a history row."""
         def go() -> int:
             now = utcnow()
             root = form.tables.root
             with self.engine.begin() as conn:
-                count = 0
-                for chunk in _chunks(list(ids), 900):
-                    count += conn.execute(root.update().where(root.c._id.in_(chunk), root.c._deleted_at.is_(None))
-                                          .values(_deleted_at=now)).rowcount
-                if ids:
+                live: list[int] = []
+                for chunk in _chunks(sorted({int(i) for i in ids}), 900):
+                    live += [int(i) for i in conn.execute(sa.select(root.c._id).where(
+                        root.c._id.in_(chunk), root.c._deleted_at.is_(None))).scalars()]
+                    conn.execute(root.update().where(root.c._id.in_(chunk), root.c._deleted_at.is_(None))
+                                 .values(_deleted_at=now))
+                if live:
                     conn.execute(bk.submission_history.insert(), [
-                        {"asset_key": form.key, "submission_id": int(i), "seen_at": now, "run_id": run_id,
-                         "change": "deleted", "uuid": None, "validation_status": None, "validation_by": None}
-                        for i in ids])
-            return count
+                        {"asset_key": form.key, "submission_id": i, "seen_at": now, "run_id": run_id,
+                         "change": "deleted", "uuid": None, "validation_status": None, "validation_by": None,
+                         "found_by": found_by} for i in live])
+            return len(live)
         return self._guard(go, f"mark deleted submissions of form {form.key}")
 
-    def manifest(self, form: RegisteredForm, after_id: int | None, up_to_id: int | None
-                 ) -> dict[int, tuple[str, str | None, int | None]]:
-        """_id → (_uuid, validation uid, validation timestamp) of the stored, not deleted submissions
-        with after_id < _id <= up_to_id (None: no bound)."""
-        def go() -> dict[int, tuple[str, str | None, int | None]]:
-            root = form.tables.root
-            q = sa.select(root.c._id, root.c._uuid, root.c._validation_status, root.c._validation_at).where(
-                root.c._deleted_at.is_(None))
-            if after_id is not None:
-                q = q.where(root.c._id > after_id)
-            if up_to_id is not None:
-                q = q.where(root.c._id <= up_to_id)
-            with self.engine.connect() as conn:
-                return {int(i): (u, v, _epoch(at)) for i, u, v, at in conn.execute(q)}
-        return self._guard(go, "read the stored submissions")
-
-    def live_count(self, form: RegisteredForm) -> int:
-        root = form.tables.root
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(root)
-                                    .where(root.c._deleted_at.is_(None))).scalar_one())
 
     def sweep_due(self, key: str, every: int) -> bool:
         """True when `every` syncs have run since the last sweep (every=1: each sync sweeps)."""
@@ -701,17 +713,46 @@ class Warehouse:
             return True
         return (row.syncs_since_sweep or 0) + 1 >= every
 
-    def record_sync(self, key: str, *, swept: bool) -> None:
+    def full_sweep_due(self, key: str, every: dt.timedelta | None) -> bool:
+        """Is the safety net due: every submission compared with the server, `every` after the last time (None:
+        never; zero: at every sweep)? Due when it never ran."""
+        if every is None:
+            return False
+        last = self.sweep_state(key).last_full_sweep_at
+        return last is None or utcnow() - last >= every
+
+    def sweep_state(self, key: str) -> SweepState:
+        def go() -> SweepState:
+            st = bk.sync_state
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(st.c.last_sweep_at, st.c.last_full_sweep_at, st.c.validation_since,
+                                             st.c.history_since, st.c.history_denied_at)
+                                   .where(st.c.asset_key == key)).first()
+            if row is None:
+                return SweepState()
+            return SweepState(last_sweep_at=_as_datetime(row.last_sweep_at),
+                              last_full_sweep_at=_as_datetime(row.last_full_sweep_at),
+                              validation_since=None if row.validation_since is None else int(row.validation_since),
+                              history_since=_as_datetime(row.history_since),
+                              history_denied_at=_as_datetime(row.history_denied_at))
+        return self._guard(go, "read the sweep's state")
+
+    def record_sync(self, key: str, *, swept: bool, full: bool = False, marks: SweepMarks | None = None) -> None:
+        """Count a sync towards the next sweep, or record a sweep (`full`: every submission was compared) with
+        what it leaves for the next one (`marks`); written only when the run succeeded."""
         def go() -> None:
             now = utcnow()
             with self.engine.begin() as conn:
                 st = bk.sync_state
-                values = ({"last_sweep_at": now, "syncs_since_sweep": 0} if swept
-                          else {"syncs_since_sweep": sa.func.coalesce(st.c.syncs_since_sweep, 0) + 1})
+                values: dict[str, Any] = ({"last_sweep_at": now, "syncs_since_sweep": 0} if swept
+                                          else {"syncs_since_sweep": sa.func.coalesce(st.c.syncs_since_sweep, 0) + 1})
+                if swept and full:
+                    values["last_full_sweep_at"] = now
+                if marks is not None:
+                    values.update({k: v for k, v in dataclasses.asdict(marks).items() if v is not None})
                 if conn.execute(st.update().where(st.c.asset_key == key).values(**values)).rowcount == 0:
-                    conn.execute(st.insert().values(asset_key=key, updated_at=now,
-                                                    last_sweep_at=now if swept else None,
-                                                    syncs_since_sweep=0 if swept else 1))
+                    row = {**values, "last_sweep_at": now if swept else None, "syncs_since_sweep": 0 if swept else 1}
+                    conn.execute(st.insert().values(asset_key=key, updated_at=now, **row))
         self._guard(go, "record the sync")
 
     def _delete_submissions(self, conn: sa.Connection, form: RegisteredForm, ids: list[int]) -> None:
@@ -805,7 +846,7 @@ class Warehouse:
                 result = conn.execute(runs.insert().values(
                     asset_key=key, server_url=server_url, started_at=now, status="running", requests=0,
                     pages=0, fetched=0, inserted=0, updated=0, unchanged=0, bad_values=0, deleted=0, swept=False,
-                    sweep_requests=0, sweep_seconds=0.0, quarantined=0, pid=os.getpid(), host=me,
+                    sweep_requests=0, sweep_seconds=0.0, sweep_bytes=0, quarantined=0, pid=os.getpid(), host=me,
                     heartbeat_at=now))
                 return int(result.inserted_primary_key[0])
         return self._guard(go, "record the start of a sync run")
@@ -949,14 +990,6 @@ def _kind_of(sql_type: sa.types.TypeEngine) -> Kind:
     if isinstance(sql_type, sa.Date):
         return Kind.DATE
     return Kind.TEXT
-
-
-def _epoch(value: dt.datetime | str | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return calendar.timegm(value.timetuple())
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

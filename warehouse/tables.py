@@ -181,6 +181,11 @@ class FormTables:
         table = sa.Table(plan.name, self.metadata, *system, *answer_columns, quote=True)
         if plan.repeat is None:
             sa.Index(f"ix_{plan.name}_instance"[:63], table.c._instance_id)
+            live = table.c._deleted_at.is_(None)
+            # the sweep's reads, answered from the index alone: live submissions per _id range (counts and
+            # the second figure), and the manifest of _uuid and validation status (see sync.sweep)
+            sa.Index(live_index_name(plan.name), table.c._id, table.c._uuid, table.c._validation_status,
+                     table.c._validation_at, sqlite_where=live, postgresql_where=live)
         # a repeat's rows are found by submission through the primary key (_submission_id leads it)
         return table
 
@@ -206,6 +211,11 @@ class FormTables:
     def all_tables(self) -> list[sa.Table]:
         """Every table of the form, parents before children."""
         return list(self.tables.values())
+
+
+def live_index_name(table: str) -> str:
+    """The partial index of a submission table's live rows the sweep reads (warehouse.manifest)."""
+    return identifier(f"ix_{table}_live")
 
 
 def _comment(f: Field, part: str | None) -> str:
