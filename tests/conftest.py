@@ -139,9 +139,9 @@ def amina(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -
     import signal
 
     from amina.cli import main
-    from sync.client import KoboClient
+    from sync.http import ServerClient
 
-    monkeypatch.setattr(KoboClient, "_backoff", lambda _self, _attempt, _retry_after: 0.0)  # retries without waits
+    monkeypatch.setattr(ServerClient, "_backoff", lambda _self, _attempt, _retry_after: 0.0)  # retries, no waits
 
     def run(*args: str, env: dict[str, str] | None = None) -> Result:
         monkeypatch.setenv("AMINA_PSEUDONYM_KEY", CLI_KEY)
