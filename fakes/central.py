@@ -41,7 +41,8 @@ import orjson
 from fakes.central_api import Api, Reply, Request, openrosa
 from fakes.central_filter import InternalError
 from fakes.central_odata import check_options
-from fakes.central_store import BAD_CREDENTIALS, NOT_ALLOWED, SESSION_LIFETIME, Actor, CentralStore, Problem
+from fakes.central_records import BAD_CREDENTIALS, NOT_ALLOWED, SESSION_LIFETIME, Actor, Problem
+from fakes.central_store import CentralStore
 
 log = logging.getLogger(__name__)
 DEMO_EMAIL, DEMO_PASSWORD = "admin@example.org", "amina-demo-password"

@@ -8,9 +8,11 @@ is assigned to, download them and submit to them — anything else is 403.1, onc
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
@@ -18,10 +20,12 @@ from xml.sax.saxutils import escape
 import orjson
 
 from fakes.central_csv import Export, passphrase_for
+from fakes.central_filter import parse_filter
 from fakes.central_forms import FormDef
 from fakes.central_odata import Answer, Service, etag, system_values
-from fakes.central_store import NOT_ALLOWED, Actor, CentralStore, Form, Problem, Submission, iso, not_found
-from fakes.central_xml import local
+from fakes.central_records import NOT_ALLOWED, Actor, Form, Problem, Submission, iso, not_found
+from fakes.central_store import CentralStore
+from fakes.central_xml import BadSubmission, local, read_submission
 
 MAX_JSON = 250_000  # bytes (§0: larger JSON bodies are 400.36)
 XLSX_TYPES = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/vnd.ms-excel")
@@ -105,6 +109,10 @@ class Api:
     def submission(self, req: Request, *, deleted: bool = False) -> Submission:
         self.form(req)
         return self.store.submission(req.args["p"], req.args["f"], req.args["id"], deleted=deleted)
+
+    def _v1(self, req: Request) -> str:
+        """The API root a link for this caller starts with: `<domain>/v1`, or `<domain>/v1/key/<token>`."""
+        return self.domain() + (req.key_prefix or "/v1")
 
     @staticmethod
     def extended(req: Request) -> bool:
@@ -303,7 +311,7 @@ class Api:
         items = "".join(
             f"<xform><formID>{escape(f.xml_form_id)}</formID><name>{escape(f.current.xform.title)}</name>"
             f"<version>{escape(f.current.version)}</version><hash>md5:{f.current.hashes['hash']}</hash>"
-            f"<downloadUrl>{escape(self.domain() + req.key_prefix)}/v1/projects/{project.id}/forms/"
+            f"<downloadUrl>{escape(self._v1(req))}/projects/{project.id}/forms/"
             f"{quote(f.xml_form_id, safe='')}.xml</downloadUrl></xform>"
             for f in forms if f.current is not None)
         reply = xml_reply(f'<?xml version="1.0" encoding="UTF-8"?>\n<xforms xmlns="http://openrosa.org/xforms/'
@@ -378,7 +386,7 @@ class Api:
         if sub is None or sub.deleted_at is not None:
             raise not_found()
         if sub.root_id != iid:  # an older or newer version's id: the canonical place of its XML
-            location = (f"{self.domain()}{req.key_prefix}/v1/projects/{form.project.id}/forms/"
+            location = (f"{self._v1(req)}/projects/{form.project.id}/forms/"
                         f"{quote(form.xml_form_id, safe='')}/submissions/{quote(sub.root_id, safe=':')}/versions/"
                         f"{quote(iid, safe=':')}.xml")
             return Reply(301, raw=b"", headers={"Location": location})
@@ -455,8 +463,6 @@ class Api:
         if req.method == "POST" and req.headers.get_content_type() == "application/x-www-form-urlencoded":
             params.update(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True))
         decrypt = passphrase_for(form, params)
-        from fakes.central_filter import parse_filter
-
         keep = parse_filter(params.get("$filter"))
         subs = sorted((s for s in form.submissions.values() if keep(system_values(s))),
                       key=lambda s: (s.created_at, s.id), reverse=True)
@@ -527,9 +533,6 @@ def _int_param(req: Request, name: str) -> int | None:
 
 def _multipart(req: Request) -> dict[str, bytes]:
     """multipart/form-data → {part name: bytes} (Central matches attachments by part name, else file name)."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
     ctype = req.headers.get("Content-Type", "")
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + req.body)
     if not message.is_multipart():
@@ -543,8 +546,6 @@ def _multipart(req: Request) -> dict[str, bytes]:
 
 
 def _form_of(forms: Mapping[str, Form], xml: bytes) -> Form | None:
-    from fakes.central_xml import BadSubmission, read_submission
-
     try:
         return forms.get(read_submission(xml).form_id)
     except BadSubmission:
@@ -592,9 +593,3 @@ def _xlsx_to_xform(data: bytes, fallback_id: str | None) -> str:
         raise Problem(400.15, f"The given XLSForm file was not valid: {exc}", {"error": str(exc)}) from None
     return xml
 
-
-def problem_from(exc: Exception) -> Problem | None:
-    return exc if isinstance(exc, Problem) else None
-
-
-Routes = Sequence[tuple[str, str, str, str]]

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 from defusedxml.ElementTree import fromstring
 
 from fakes.central_forms import CentralField, FormDef
-from fakes.central_store import Form, Problem, Submission, iso
+from fakes.central_records import Form, Problem, Submission, iso
 from fakes.central_xml import local
 
 GEO_PARTS = ("Latitude", "Longitude", "Altitude", "Accuracy")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fakes.central_store import CentralStore, Project
+from fakes.central_records import Project
+from fakes.central_store import CentralStore
 from fakes.generator import generate
 from forms.build import compile_source
 from forms.schema import FormSchema

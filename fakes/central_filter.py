@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.central_store import Problem
+from fakes.central_records import Problem
 
 FILTERABLE = ("__id", "__system/submissionDate", "__system/updatedAt", "__system/submitterId",
               "__system/reviewState", "__system/deletedAt")

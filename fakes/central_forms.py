@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -178,6 +177,3 @@ def inject_key(xml: str, public_key: str) -> str:
            f'xmlns:orx="http://openrosa.org/xforms"/>')
     return xml[: model.end()] + tag + xml[model.end():]
 
-
-def walk_tables(model: FormModel) -> Iterator[Table]:
-    yield from model.tables.values()

@@ -24,8 +24,8 @@ from xml.sax.saxutils import quoteattr
 
 from fakes.central_filter import Filter, InternalError, parse_filter, parse_orderby
 from fakes.central_forms import FormDef, FormModel, Table, odata_name
+from fakes.central_records import Form, Problem, Submission, not_found
 from fakes.central_rows import Converter, Rows
-from fakes.central_store import Form, Problem, Submission, not_found
 
 OPTIONS = ("$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken", "$orderby",
            "$search")

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from xml.etree.ElementTree import Element
 
 from fakes.central_forms import CentralField, FormModel, Table
-from fakes.central_store import Submission, iso
+from fakes.central_records import Submission, iso
 from fakes.central_xml import local
 
 _INT = re.compile(r"^\s*([+-]?\d+)")
