@@ -8,13 +8,14 @@ is assigned to, download them and submit to them — anything else is 403.1, onc
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 from xml.sax.saxutils import escape
 
 import orjson
@@ -132,8 +133,7 @@ class Api:
 
     def logout(self, req: Request) -> Reply:
         self.web_user(req)
-        token = req.headers.get("Authorization", "").partition(" ")[2].strip()
-        target = req.args.get("token") or token
+        target = req.args.get("token") or _session_token(req)
         session = self.store.session(target)
         if session is None or (req.args.get("token") and session.actor.id != req.actor.id):  # type: ignore[union-attr]
             raise not_found()
@@ -142,8 +142,7 @@ class Api:
 
     def restore_session(self, req: Request) -> Reply:
         self.web_user(req)
-        token = req.headers.get("Authorization", "").partition(" ")[2].strip()
-        session = self.store.session(token)
+        session = self.store.session(_session_token(req))
         if session is None:
             raise not_found()
         return Reply(200, {"createdAt": iso(session.created_at), "expiresAt": iso(session.expires_at)})
@@ -430,9 +429,7 @@ class Api:
                                       req.headers.get_content_type() if req.headers.get("Content-Type") else None)
             return Reply(200, {"success": True})
         if req.method == "DELETE":
-            if sub.current.attachments.get(name) is None:
-                raise not_found()
-            sub.current.attachments[name] = None
+            self.store.remove_attachment(sub.form.project.id, sub.form.xml_form_id, sub.root_id, name)
             return Reply(200, {"success": True})
         blob = sub.current.attachments.get(name)
         if blob is None:
@@ -499,6 +496,15 @@ class Api:
     def odata_entity(self, req: Request) -> Reply:
         form, d = self._odata_form(req)
         return _from_answer(self.odata.entity(form, d, req.args["id"], _nav(req.args.get("nav") or ""), req.params))
+
+
+def _session_token(req: Request) -> str:
+    """The caller's session: its Bearer token, else its `session` cookie."""
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip()
+    found = re.search(r"(?:^|;\s*)session=([^;]+)", req.headers.get("Cookie", ""))
+    return unquote(found.group(1)) if found else ""
 
 
 def _from_answer(answer: Answer) -> Reply:

@@ -108,12 +108,16 @@ class CentralStore:
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
             raise Problem(400.3, "Required parameters email and password were missing.",
                           {"expected": ["email", "password"]})
+        return self.open_session(self.check_password(email, password))
+
+    def check_password(self, email: str, password: str) -> Actor:
+        """The web user with this email and password; 401.2 for a wrong password and an unknown email alike."""
         with self.lock:
             user = next((a for a in self.actors.values() if a.type == "user" and a.email and
                          a.email.lower() == email.lower()), None)
-            if user is None or not secrets.compare_digest(user.password or "", password):
+            if user is None or not secrets.compare_digest((user.password or "").encode(), password.encode()):
                 raise Problem(401.2, BAD_CREDENTIALS)
-            return self.open_session(user)
+            return user
 
     def open_session(self, actor: Actor) -> Session:
         with self.lock:
@@ -136,10 +140,6 @@ class CentralStore:
     def app_user(self, token: str) -> Actor | None:
         with self.lock:
             return next((a for a in self.actors.values() if a.type == "field_key" and a.token == token), None)
-
-    def user_by_email(self, email: str) -> Actor | None:
-        return next((a for a in self.actors.values() if a.type == "user" and (a.email or "").lower() == email.lower()),
-                    None)
 
     def create_app_user(self, project_id: int, display_name: str) -> Actor:
         with self.lock:
@@ -366,7 +366,7 @@ class CentralStore:
         for name, blob in files.items():
             if name in version.attachments:
                 version.attachments[name] = blob
-        self._touch()
+        self._touch(sub)
         return sub
 
     def _edit(self, form: Form, d: FormDef, parsed: ParsedSubmission, data: bytes, files: Mapping[str, Blob],
@@ -467,7 +467,15 @@ class CentralStore:
             if name not in sub.current.attachments:
                 raise not_found()
             sub.current.attachments[name] = Blob(data, content_type or _content_type(name))
-            self._touch()
+            self._touch(sub)
+
+    def remove_attachment(self, project_id: int, xml_form_id: str, root_id: str, name: str) -> None:
+        with self.lock:
+            sub = self.submission(project_id, xml_form_id, root_id)
+            if sub.current.attachments.get(name) is None:
+                raise not_found()
+            sub.current.attachments[name] = None
+            self._touch(sub)
 
     # -- loading data (tests, demos) -------------------------------------------------------------------------------
 

@@ -374,8 +374,11 @@ def test_openrosa_upload_attachments_resubmissions_and_edits(central: FakeCentra
     assert r.status_code == 201 and "full submission upload was successful!" in r.text
     rest = f"{central.base_url}/v1/projects/{project.id}/forms/household/submissions/uuid:or-1"
     assert s.get(f"{rest}/attachments").json() == [{"name": "p.jpg", "exists": False}]
+    entity = f"{svc(central, project.id, 'household')}/Submissions('uuid%3Aor-1')"
+    assert s.get(entity).json()["value"][0]["__system"]["attachmentsPresent"] == 0
     assert post(xml, **{"p.jpg": b"\xff\xd8jpeg"}).status_code == 201  # the same XML again: adds the file
     assert s.get(f"{rest}/attachments/p.jpg").content == b"\xff\xd8jpeg"
+    assert s.get(entity).json()["value"][0]["__system"]["attachmentsPresent"] == 1
     assert post(xml.replace(b"<hh_size>2<", b"<hh_size>3<")).status_code == 409
     assert post(instance_xml(xform, answers, "uuid:or-2", version="nope")).status_code == 404
     edit = instance_xml(xform, {**answers, "household/hh_size": "4"}, "uuid:or-1b", deprecated_id="uuid:or-1")
