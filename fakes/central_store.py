@@ -71,7 +71,8 @@ class CentralStore:
         self.lock = threading.RLock()
         self.clock = Clock()
         self.session_lifetime = session_lifetime
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(1)  # actors: web users and app users
+        self._project_ids, self._form_ids, self._key_ids = itertools.count(1), itertools.count(1), itertools.count(1)
         self._submission_ids = itertools.count(1)
         self._events = itertools.count(1)
         self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
@@ -162,7 +163,7 @@ class CentralStore:
 
     def create_project(self, name: str, *, description: str | None = None) -> Project:
         with self.lock:
-            project = Project(id=next(self._ids), name=name, description=description, created_at=self.now())
+            project = Project(id=next(self._project_ids), name=name, description=description, created_at=self.now())
             self.projects[project.id] = project
             self._touch()
             return project
@@ -211,7 +212,7 @@ class CentralStore:
             if form_id in project.forms:
                 raise Problem(409.3, f"A resource already exists with xmlFormId value(s) of {form_id}.",
                               {"fields": ["projectId", "xmlFormId"], "values": [project.id, form_id]})
-            form = Form(id=next(self._ids), project=project, xml_form_id=form_id, created_at=self.now())
+            form = Form(id=next(self._form_ids), project=project, xml_form_id=form_id, created_at=self.now())
             d.draft_token = new_token()
             form.draft = d
             project.forms[form_id] = form
@@ -285,7 +286,7 @@ class CentralStore:
             if project.key is not None:
                 return project
             now = self.now()
-            key = ManagedKey(id=next(self._ids), public=base64.b64encode(secrets.token_bytes(294)).decode(),
+            key = ManagedKey(id=next(self._key_ids), public=base64.b64encode(secrets.token_bytes(294)).decode(),
                              passphrase=passphrase, hint=hint, created_at=now)
             self.keys[key.id] = key
             project.key, project.updated_at = key, now
