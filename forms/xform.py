@@ -177,6 +177,13 @@ def _children(el: Element | None, name: str) -> list[Element]:
 
 def parse_xform(xml: str | bytes) -> XForm:
     """Read an XForm. A FormBuildError says what is missing or malformed, and where."""
+    try:
+        return _parse_xform(xml)
+    except RecursionError:
+        raise FormBuildError("XForm: groups nested too deeply to be a form (thousands of levels)") from None
+
+
+def _parse_xform(xml: str | bytes) -> XForm:
     root = _parse_xml(xml, "XForm")
     if _local(root.tag) != "html":
         raise FormBuildError(f"XForm: the document element is <{_local(root.tag)}>, not <h:html>")
@@ -467,7 +474,10 @@ def schema_from_xform(xml: str | bytes | XForm, *, sensitive: Iterable[str] = ()
     """The FormSchema of an XForm (see the module doc). `sensitive`: question, group or repeat paths (or names)
     holding personal data; everything inside a sensitive group is sensitive."""
     xform = xml if isinstance(xml, XForm) else parse_xform(xml)
-    return _SchemaWalk(xform, set(sensitive)).build()
+    try:
+        return _SchemaWalk(xform, set(sensitive)).build()
+    except RecursionError:
+        raise FormBuildError("XForm: groups nested too deeply to be a form (thousands of levels)") from None
 
 
 _SELECTS = frozenset({"select_one", "select_multiple", "rank", "select_one_from_file", "select_multiple_from_file",

@@ -570,3 +570,21 @@ def test_csv_export_keys_are_positional(central: FakeCentral) -> None:
         head = z.read("tiny.csv").decode().splitlines()[0]
     assert kids == ["k,PARENT_KEY,KEY", f"0.5,{root},{root}/kids[1]", f"1.5,{root},{root}/kids[2]"]
     assert head.startswith("SubmissionDate,n,hh-id,g-when,meta-instanceID,KEY,")
+
+
+def test_injected_faults_like_the_fake_kobo_s(central: FakeCentral) -> None:
+    project = tiny_project(central.store, "faults")
+    for i in range(20):
+        add_tiny(central.store, project, i)
+    s, url = session(central), f"{svc(central, project, 'tiny')}/Submissions"
+    central.inject("503", path="/faults-never-matches/")
+    central.inject("429", retry_after=7)
+    throttled = s.get(url)
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "7"
+    central.inject("truncated")
+    with pytest.raises(requests.exceptions.JSONDecodeError):
+        s.get(url).json()
+    assert len(s.get(url).json()["value"]) == 20  # each fault once, then the server is itself again
+    central.clear_faults()
+    with pytest.raises(ValueError, match="unknown fault"):
+        central.inject("melt")

@@ -225,11 +225,19 @@ GOOD = compile_deployed(to_content(read_source(HOUSEHOLD)))
     ('<?xml version="1.0"?><!DOCTYPE h [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><h>&b;</h>',
      "refused: the XML declares a DTD or entities"),
     (GOOD.replace("</h:head>", "</h:hed>"), "not well-formed XML"),
+    (GOOD.replace("<meta>", "<meta>" + "<g>" * 5000 + "</g>" * 5000), "nested too deeply"),
 ])
 def test_malformed_xforms_are_refused_naming_where(xml: str, says: str) -> None:
     with pytest.raises(FormBuildError) as raised:
         FormSchema.from_xform(xml)
     assert says in str(raised.value)
+
+
+def test_odd_but_well_formed_xforms_are_read_without_a_traceback() -> None:
+    odd = GOOD.replace('<bind nodeset="/data/household/hh_size"', '<bind/><bind nodeset="/other/q" type="int"/><bind '
+                       'nodeset="/data/household/hh_size"').replace("jr:itext('/data/photo:label')", "jr:itext('x')")
+    schema = FormSchema.from_xform(odd)
+    assert schema.field("photo").labels == {} and schema.field("household/hh_size").type == "integer"
 
 
 def test_any_truncation_is_a_form_build_error_never_a_traceback() -> None:
