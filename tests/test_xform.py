@@ -265,3 +265,27 @@ def test_labels_that_name_other_answers_come_back_as_written(tmp_path: Path) -> 
     assert central.field("age").labels == {"en": "How old is ${name}?", "ar": "كم عمر ${name}؟"}
     assert central.field("age").hints == {"en": "*Bold*, then ${name}"}
     assert differences(FormSchema.from_content(to_content(compiled.source)), central) == []
+
+
+def test_hand_written_xforms_with_inline_items_and_other_bind_types() -> None:
+    """Older pyxform and hand-written XForms put choices inline; the list is then named after its question."""
+    xml = """<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
+      xmlns:jr="http://openrosa.org/javarosa"><h:head><h:title>Hand</h:title><model><itext>
+      <translation lang="Arabic (ar)"><text id="y"><value>نعم</value></text></translation>
+      <translation lang="English (en)" default="true()"><text id="y"><value>Yes</value></text></translation>
+      </itext><instance><data id="hand"><ok/><flag/><many/><meta><instanceID/></meta></data></instance>
+      <bind nodeset="/data/ok" type="string" required="true()"/><bind nodeset="/data/flag" type="boolean"/>
+      <bind nodeset="/data/many" type="xsd:string"/></model></h:head><h:body>
+      <select1 ref="/data/ok"><label>OK?</label><item><label ref="jr:itext('y')"/><value>y</value></item>
+      <item><label>No</label><value>n</value></item></select1><input ref="/data/flag"><label>Flag</label></input>
+      <select ref="/data/many"><label>Many</label><item><label>A</label><value>a</value></item></select>
+      </h:body></h:html>"""
+    schema = FormSchema.from_xform(xml)
+    assert schema.languages == ("en", "ar")  # the default translation first
+    assert [(f.path, f.type, f.kind) for f in schema.fields] == [
+        ("ok", "select_one", Kind.SELECT_ONE), ("flag", "boolean", Kind.TEXT), ("many", "select_multiple",
+                                                                                 Kind.SELECT_MULTIPLE)]
+    ok = schema.choice_lists[schema.field("ok").choice_list or ""]
+    assert [(c.code, dict(c.labels)) for c in ok.choices] == [("y", {"en": "Yes", "ar": "نعم"}),
+                                                               ("n", {"en": "No", "ar": "No"})]
+    assert schema.field("ok").required == "yes" and schema.field("ok").labels == {"en": "OK?", "ar": "OK?"}
