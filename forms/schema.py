@@ -237,6 +237,13 @@ class FormSchema:
         source = read_xlsx(p.read_bytes(), p.name) if p.suffix == ".xlsx" else read_source(p)
         return cls.from_content(to_content(source))
 
+    @classmethod
+    def from_xform(cls, xml: str | bytes, *, sensitive: Iterable[str] = ()) -> FormSchema:
+        """Build from an XForm, as ODK Central serves it (forms.xform; `sensitive` as for `from_content`)."""
+        from forms.xform import schema_from_xform
+
+        return schema_from_xform(xml, sensitive=sensitive)
+
 
 class _Builder:
     """Walks the survey as the XForm has it (forms.expand) and records every node that carries data under the
