@@ -84,6 +84,31 @@ def _warehouse_target(db: str | None, config: str | None) -> tuple[str, Any]:
     return (cfg.warehouse_url if cfg else "amina.db"), cfg
 
 
+KIND_HELP = "The server's kind: kobo (KoBoToolbox) or central (ODK Central)."
+PROJECT_HELP = "ODK Central: the project's number."
+EMAIL_HELP = "ODK Central: environment variable holding a web user's email (with --password-env)."
+PASSWORD_HELP = "ODK Central: environment variable holding that user's password."
+
+
+def _server_from_flags(server: str, kind: str, token_env: str | None, project: int | None, email_env: str | None,
+                       password_env: str | None) -> Any:
+    """The ServerConfig the flags describe, checked as a config's [servers.NAME] table is."""
+    from amina.config import parse_server
+    from sync.origin import normalize_server_url
+
+    table: dict[str, Any] = {"kind": kind}
+    if kind == "central":
+        if project is not None:
+            table["project"] = project
+        if email_env or password_env:
+            table["email_env"], table["password_env"] = email_env or "CENTRAL_EMAIL", password_env or "CENTRAL_PASSWORD"
+        elif token_env:
+            table["token_env"] = token_env
+    else:
+        table["token_env"] = token_env or "KOBO_TOKEN"
+    return parse_server("cli", normalize_server_url(server), table, "flags")
+
+
 def _open_existing(target: str) -> Any:
     from warehouse.store import Warehouse
 
@@ -157,46 +182,53 @@ def forms_lint(
 @forms_app.command("publish")
 def forms_publish(
     name: str = typer.Argument(..., metavar="FORM", help="Form name (e.g. vot_screening) or a .md source path."),
-    server: str = typer.Option(..., "--server", metavar="URL", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
-    asset: str = typer.Option(None, "--asset", metavar="UID", help="Existing asset to redeploy with a new version."),
-    token_env: str = typer.Option("KOBO_TOKEN", "--token-env", metavar="NAME",
-                                  help="Environment variable holding the token."),
+    server: str = typer.Option(..., "--server", metavar="URL",
+                               help="KoBo or ODK Central server, e.g. https://kf.kobotoolbox.org"),
+    kind: str = typer.Option("kobo", "--kind", metavar="kobo|central", help=KIND_HELP),
+    asset: str = typer.Option(None, "--asset", metavar="UID", help="KoBo: an existing asset to redeploy."),
+    project: int = typer.Option(None, "--project", metavar="N", help=PROJECT_HELP),
+    token_env: str = typer.Option(None, "--token-env", metavar="NAME",
+                                  help="Environment variable holding the token (KoBo: default KOBO_TOKEN)."),
+    email_env: str = typer.Option(None, "--email-env", metavar="NAME", help=EMAIL_HELP),
+    password_env: str = typer.Option(None, "--password-env", metavar="NAME", help=PASSWORD_HELP),
     db: str = typer.Option("amina.db", "--db", metavar="PATH|URL",
-                           help="Warehouse where the asset uid and version are recorded."),
+                           help="Warehouse where the form and its version are recorded."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate first."),
     engine: bool = typer.Option(None, "--engine/--no-engine", show_default="when installed",
                                 help="Load the form in ODK Web Forms' engine first."),
 ) -> None:
-    """Upload a form to KoBo (imports API), deploy or redeploy it, and record it in the warehouse."""
-    from amina.config import ServerConfig, check_env_name
+    """Upload a form and deploy it (or a new version of it), then record it in the warehouse.
+
+    KoBo: through its imports API, deploying a new asset or redeploying --asset. ODK Central: the built XForm,
+    created and published in --project, or as a new version (draft, then published with the stamped version)."""
+    from amina.jobs import source_for
     from forms.build import compile_source, engine_check, resolve_sources
-    from sync.client import KoboClient, check_asset_uid
-    from sync.engine import deployed_content, schema_of
-    from sync.origin import normalize_server_url
-    from sync.publish import publish_xlsform
+    from sync.client import check_asset_uid
+    from sync.publish import publish_form
     from warehouse.store import Warehouse
 
-    server = normalize_server_url(server)
-    token_env = check_env_name(token_env, "--token-env")
+    settings = _server_from_flags(server, kind, token_env, project, email_env, password_env)
     if asset:
+        if settings.kind != "kobo":
+            raise ConfigError("--asset names a KoBo asset; an ODK Central form is found by its form id")
         check_asset_uid(asset)
     [path] = resolve_sources([name])
     form = compile_source(path, validate=validate)  # never upload what the linter, pyxform or an engine rejects
     skipped = engine_check([form], engine=engine)
     if skipped:
         out.print(note("note", skipped))
-    token = ServerConfig("cli", server, token_env).token()
-    client = KoboClient(server, token, token_source=f"the token in {token_env}")
-    published = publish_xlsform(client, form.xlsx, f"{path.stem}.xlsx", asset_uid=asset)
-    detail = client.asset(published.asset_uid)
-    version, content = deployed_content(client, detail)
-    name_on_server = detail.get("name") if isinstance(detail.get("name"), str) else path.stem
-    Warehouse(db).register_form(asset_uid=published.asset_uid, server_url=client.server_url, name=name_on_server,
-                                schema=schema_of(content, what=f"asset {published.asset_uid}"),
-                                version_uid=version, content=content, loading=False)
+    source = source_for(settings)
+    try:
+        published = publish_form(source, form, asset_uid=asset)
+        opened = source.open_form(published.form_id)
+        Warehouse(db).register_form(asset_uid=opened.uid, server_url=source.server_url, name=opened.name,
+                                    schema=opened.deployed.schema, version_uid=opened.deployed.version,
+                                    content=opened.deployed.definition, loading=False)
+    finally:
+        source.close()
     verb = "redeployed" if published.redeployed else "deployed"
-    out.print(ok(verb, f"{path.stem} as asset {published.asset_uid}, version {version} on {client.server_url}; "
-                       f"recorded in {db}"))
+    out.print(ok(verb, f"{path.stem} as {source.label} form {opened.uid}, version {opened.deployed.version} on "
+                       f"{source.server_url}; recorded in {db}"))
 
 
 # -- sync ---------------------------------------------------------------------------------------
@@ -226,11 +258,17 @@ def stop_on_signals() -> Iterator[None]:
 
 @app.command()
 def sync(
-    server: str = typer.Option(None, "--server", metavar="URL", help="KoBo server, e.g. https://kf.kobotoolbox.org"),
-    assets: list[str] = typer.Option(None, "--asset", metavar="UID", help="Asset uid to sync (repeatable)."),
-    all_deployed: bool = typer.Option(False, "--all", help="Sync every deployed survey the token can see."),
-    token_env: str = typer.Option("KOBO_TOKEN", "--token-env", metavar="NAME",
-                                  help="Environment variable holding the token."),
+    server: str = typer.Option(None, "--server", metavar="URL",
+                               help="KoBo or ODK Central server, e.g. https://kf.kobotoolbox.org"),
+    kind: str = typer.Option("kobo", "--kind", metavar="kobo|central", help=KIND_HELP),
+    assets: list[str] = typer.Option(None, "--asset", metavar="UID",
+                                     help="Form to sync (repeatable): a KoBo asset uid, a Central form id."),
+    all_deployed: bool = typer.Option(False, "--all", help="Sync every deployed form the credentials can see."),
+    project: int = typer.Option(None, "--project", metavar="N", help=PROJECT_HELP),
+    token_env: str = typer.Option(None, "--token-env", metavar="NAME",
+                                  help="Environment variable holding the token (KoBo: default KOBO_TOKEN)."),
+    email_env: str = typer.Option(None, "--email-env", metavar="NAME", help=EMAIL_HELP),
+    password_env: str = typer.Option(None, "--password-env", metavar="NAME", help=PASSWORD_HELP),
     db: str = typer.Option("amina.db", "--db", metavar="PATH|URL",
                            help="Warehouse: a SQLite file or a SQLAlchemy URL."),
     page_size: int = typer.Option(1000, "--page-size", metavar="N", min=1, max=30000, help="Submissions per request."),
@@ -248,7 +286,7 @@ def sync(
     config: str = typer.Option(None, "--config", metavar="FILE",
                                help="Sync every asset of this config file instead of flags."),
 ) -> None:
-    """Pull new submissions from KoBo into the warehouse (the first run loads everything).
+    """Pull new submissions from KoBo or ODK Central into the warehouse (the first run loads everything).
 
     Either name a server and assets with flags, or give a config file (--config, $AMINA_CONFIG, or
     ./amina.toml when no --server is given)."""
@@ -257,25 +295,23 @@ def sync(
         AttachmentPolicy,
         Config,
         Schedule,
-        ServerConfig,
         SyncOptions,
-        check_env_name,
+        check_form_id,
         load_config,
         parse_interval,
     )
-    from sync.client import check_asset_uid
-    from sync.origin import normalize_server_url
 
     if server is None:
         cfg = load_config(config)
     else:
         if not assets and not all_deployed:
             raise ConfigError("say which forms to sync: --asset UID (repeatable) or --all")
-        uids = ["all"] if all_deployed else [check_asset_uid(a) for a in dict.fromkeys(assets)]
+        settings = _server_from_flags(server, kind, token_env, project, email_env, password_env)
+        uids = ["all"] if all_deployed else [check_form_id(settings.kind, a, "--asset")
+                                             for a in dict.fromkeys(assets)]
         cfg = Config(
             path=None, warehouse_url=db,
-            servers={"cli": ServerConfig("cli", normalize_server_url(server),
-                                         check_env_name(token_env, "--token-env"))},
+            servers={"cli": settings},
             assets=tuple(AssetConfig(server="cli", uid=uid, schedule=Schedule(every_seconds=3600)) for uid in uids),
             sync=SyncOptions(page_size=page_size, overlap_minutes=overlap_minutes, sweep_every=sweep_every,
                              max_delete_fraction=max_delete_fraction,
@@ -295,8 +331,8 @@ def run_config(cfg: Any) -> int:
     from warehouse.protect import pseudonymizer_from_env
     from warehouse.store import Warehouse, remove_sqlite_files, sqlite_path
 
-    for asset in cfg.assets:  # every token is needed: say so before anything is made
-        cfg.servers[asset.server].token()
+    for asset in cfg.assets:  # every secret is needed: say so before anything is made
+        cfg.servers[asset.server].credentials()
     pseudonymizer = pseudonymizer_from_env()
     file = sqlite_path(cfg.warehouse_url)
     fresh = file is not None and not file.exists()
@@ -472,8 +508,9 @@ def config_check(config: str = typer.Option(None, "--config", metavar="FILE", he
                        f"{len(cfg.assets)} asset entr{'y' if len(cfg.assets) == 1 else 'ies'}"))
     for a in cfg.assets:
         s = cfg.servers[a.server]
-        token = "set" if os.environ.get(s.token_env, "").strip() else "NOT SET"
-        out.print(plain(f"  {a.uid} on {s.url} ({a.schedule.describe()}); token in {s.token_env}: {token}"))
+        secrets = ", ".join(f"{n}: {'set' if os.environ.get(n, '').strip() else 'NOT SET'}" for n in s.secret_names)
+        where = f"project {s.project} of {s.url}" if s.kind == "central" else s.url
+        out.print(plain(f"  {a.uid} on {where} ({a.schedule.describe()}); {secrets}"))
 
 
 @app.command()
@@ -526,25 +563,30 @@ def status(
 
 
 def _server_counts(statuses: list[Any], cfg: Any) -> None:
-    """Ask each configured server, with its own token, how many submissions each of its assets has."""
-    from sync.client import KoboClient, RetryPolicy
+    """Ask each configured server, with its own credentials, how many submissions each of its forms has."""
+    from amina.jobs import source_for
+    from sync.http import RetryPolicy
 
-    for st in statuses:
-        server = next((s for s in cfg.servers.values() if s.url == st.server_url), None)
-        if server is None:
-            continue  # a server the config does not name is never sent a token
+    for server in cfg.servers.values():
+        mine = [st for st in statuses if st.server_url == server.url]
+        if not mine:
+            continue  # a server the config does not name is never sent a credential
         try:
-            client = KoboClient(server.url, server.token(), token_source=f"the token in {server.token_env}",
-                                retry=RetryPolicy(attempts=2), timeout=(5, 20))
+            source = source_for(server, retry=RetryPolicy(attempts=2), timeout=(5, 20))
         except ConfigError:
             continue
         try:
-            count = client.asset(st.asset_uid).get("deployment__submission_count")
-            st.server_submissions = count if isinstance(count, int) and not isinstance(count, bool) else None
-        except AminaError as exc:
-            logging.getLogger(__name__).warning("could not ask %s about %s: %s", st.server_url, st.asset_uid, exc)
+            for st in mine:
+                form_id = source.form_id_of(st.asset_uid)
+                if form_id is None:
+                    continue
+                try:
+                    st.server_submissions = source.server_count(form_id)
+                except AminaError as exc:
+                    logging.getLogger(__name__).warning("could not ask %s about %s: %s", st.server_url, st.asset_uid,
+                                                        exc)
         finally:
-            client.close()
+            source.close()
 
 
 def _print_status(statuses: list[Any]) -> None:
@@ -578,11 +620,13 @@ def demo(
     submissions: int = typer.Option(5000, "--submissions", "-n", metavar="N", min=1, help="How many to generate."),
     db: Path = typer.Option(Path("amina.db"), "--db", metavar="PATH", help="SQLite file to (re)create."),
     seed: int = typer.Option(2026, "--seed", metavar="N", help="Seed of the generated data."),
+    source: str = typer.Option("kobo", "--source", metavar="kobo|central",
+                               help="The fake server: KoBoToolbox, or ODK Central."),
 ) -> None:
-    """The whole path offline: fake KoBo → publish the four forms → submissions → sync → SQLite."""
+    """The whole path offline: a fake KoBo (or ODK Central) → publish the four forms → submissions → sync → SQLite."""
     from amina.demo import run_demo
 
-    run_demo(submissions=submissions, db=db, seed=seed, console=out, progress=progress_bar)
+    run_demo(submissions=submissions, db=db, seed=seed, console=out, progress=progress_bar, source_kind=source)
 
 
 @app.command("fake-server")

@@ -58,17 +58,44 @@ class Schedule:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
+    """One server. KoBo: an API token (`token_env`). ODK Central (`kind = "central"`): a project and a web user's
+    email and password (`email_env`, `password_env`; the session is renewed as it expires) or a session token
+    (`token_env`). Every secret is named by its environment variable, never written in the file."""
+
     name: str
     url: str
-    token_env: str
+    token_env: str | None = "KOBO_TOKEN"
+    kind: str = "kobo"
+    project: int | None = None
+    email_env: str | None = None
+    password_env: str | None = None
 
     def token(self) -> str:
         """The token, from the environment variable the config names (registered so logs never show it)."""
-        value = register_secret(os.environ.get(self.token_env, "").strip())
+        if self.token_env is None:
+            raise ConfigError(f"server '{self.name}': no token_env is set")
+        return self._secret(self.token_env, f"the API token of your account on {self.url}")
+
+    def _secret(self, env: str, what: str) -> str:
+        value = register_secret(os.environ.get(env, "").strip())
         if not value:
-            raise ConfigError(f"server '{self.name}': the environment variable {self.token_env} is empty or not "
-                              f"set: export {self.token_env}=<the API token of your account on {self.url}>")
+            raise ConfigError(f"server '{self.name}': the environment variable {env} is empty or not set: "
+                              f"export {env}=<{what}>")
         return value
+
+    def credentials(self) -> dict[str, str]:
+        """What the server's client logs in with: a KoBo token; a Central email and password, or token."""
+        if self.kind == "central" and self.email_env and self.password_env:
+            email = os.environ.get(self.email_env, "").strip()
+            if not email:
+                raise ConfigError(f"server '{self.name}': the environment variable {self.email_env} is empty or not "
+                                  f"set: export {self.email_env}=<the email of a web user of {self.url}>")
+            return {"email": email, "password": self._secret(self.password_env, f"that user's password on {self.url}")}
+        return {"token": self.token()}
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        return tuple(n for n in (self.email_env, self.password_env, self.token_env) if n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +226,50 @@ def warehouse_target(value: str, path: Path | None) -> str:
     return relative_to(path, value)
 
 
+SERVER_KINDS = ("kobo", "central")
+
+
+def parse_server(name: str, url: str, s: dict[str, Any], where: str) -> ServerConfig:
+    """One [servers.NAME] table, its kind's keys checked."""
+    kind = str(s.get("kind", "kobo"))
+    if kind not in SERVER_KINDS:
+        raise ConfigError(f"{where}.kind: '{kind[:20]}' must be \"kobo\" or \"central\"")
+    if kind == "kobo":
+        for key in ("email_env", "password_env", "project"):
+            if key in s:
+                raise ConfigError(f"{where}.{key}: only an ODK Central server (kind = \"central\") has one")
+        return ServerConfig(name, url, check_env_name(str(s.get("token_env", "KOBO_TOKEN")), f"{where}.token_env"))
+    project = s.get("project")
+    if isinstance(project, bool) or not isinstance(project, int) or project < 1:
+        raise ConfigError(f"{where}.project: an ODK Central server needs the number of its project, like project = 3")
+    email_env, password_env = s.get("email_env"), s.get("password_env")
+    token_env = s.get("token_env")
+    if (email_env is None) != (password_env is None):
+        raise ConfigError(f"{where}: give both email_env and password_env (a web user's login), or token_env")
+    if email_env is None and token_env is None:
+        email_env, password_env = "CENTRAL_EMAIL", "CENTRAL_PASSWORD"
+    return ServerConfig(
+        name, url, kind="central", project=project,
+        token_env=check_env_name(str(token_env), f"{where}.token_env") if token_env is not None else None,
+        email_env=check_env_name(str(email_env), f"{where}.email_env") if email_env is not None else None,
+        password_env=check_env_name(str(password_env), f"{where}.password_env") if password_env is not None
+        else None)
+
+
+def check_form_id(kind: str, uid: str, where: str) -> str:
+    """A form named in a config or a flag: a KoBo asset uid, or a Central xmlFormId."""
+    if kind == "central":
+        from sync.central_client import check_xml_form_id
+
+        try:
+            return check_xml_form_id(uid)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc} or \"all\"") from None
+    if not is_asset_uid(uid):
+        raise ConfigError(f"{where}: '{uid[:60]}' is not a KoBo asset uid (like aX7Yk3mQ9pLrT2vB8cN4dW) or \"all\"")
+    return uid
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     name = path.name if path else "config"
     _unknown(data, {"warehouse", "servers", "assets", "sync", "attachments", "scheduler", "report"}, name)
@@ -211,18 +282,18 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         where = f"{name}: [servers.{server_name}]"
         if not isinstance(s, dict):
             raise ConfigError(f"{where} must be a table with url and token_env")
-        if "token" in s:
-            raise ConfigError(f"{where}: a token must not be written in the config file; put it in an environment "
-                              "variable and name that variable in token_env")
-        _unknown(s, {"url", "token_env"}, where)
+        for secret in ("token", "password", "email"):
+            if secret in s:
+                raise ConfigError(f"{where}: a {secret} must not be written in the config file; put it in an "
+                                  f"environment variable and name that variable in {secret}_env")
+        _unknown(s, {"url", "kind", "token_env", "email_env", "password_env", "project"}, where)
         try:
             server_url = normalize_server_url(str(s.get("url", "")))
         except ConfigError as exc:
             raise ConfigError(f"{where}.url: {exc}") from None
-        token_env = check_env_name(str(s.get("token_env", "KOBO_TOKEN")), f"{where}.token_env")
-        servers[server_name] = ServerConfig(server_name, server_url, token_env)
+        servers[server_name] = parse_server(server_name, server_url, s, where)
     if not servers:
-        raise ConfigError(f"{name}: no [servers.NAME] table: name at least one KoBo server")
+        raise ConfigError(f"{name}: no [servers.NAME] table: name at least one KoBo or ODK Central server")
 
     raw_assets = data.get("assets", [])
     if not isinstance(raw_assets, list) or not raw_assets:
@@ -237,9 +308,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         if server not in servers:
             raise ConfigError(f"{where}.server: '{server}' is not one of the servers ({', '.join(servers)})")
         uid = str(a.get("uid", ""))
-        if uid != "all" and not is_asset_uid(uid):
-            raise ConfigError(f"{where}.uid: '{uid[:60]}' is not a KoBo asset uid (like aX7Yk3mQ9pLrT2vB8cN4dW) "
-                              "or \"all\"")
+        if uid != "all":
+            check_form_id(servers[server].kind, uid, f"{where}.uid")
         schedule = parse_schedule(a.get("schedule", {"every": "1h"}), f"{where}.schedule")
         sensitive = a.get("sensitive", [])
         if not isinstance(sensitive, list) or not all(isinstance(x, str) for x in sensitive):

@@ -107,30 +107,94 @@ def _reset_demo_db(db: Path) -> None:
             Path(f"{db}{suffix}").unlink()
 
 
+def publish_and_fill_central(central: Any, total: int, seed: int, *, console: Console | None = None,
+                             progress: Callable[[], Progress] | None = None) -> tuple[Any, list[DemoForm]]:
+    """Build every shipped form, publish its XForm to a fake ODK Central through Central's API, and send the
+    generated submissions as Collect does (the same generator, shares and seeds as for the fake KoBo)."""
+    from sync.central_client import CentralClient
+    from sync.publish import publish_central
+
+    project = central.store.create_project("AMINA programme")
+    client = CentralClient(central.base_url, email=central.email, password=central.password)
+    forms: list[DemoForm] = []
+    paths = source_paths()
+    with progress() if progress else contextlib.nullcontext() as bar:
+        for index, path in enumerate(paths):
+            compiled = compile_source(path, validate=False, lint=False)
+            form_id = publish_central(client, project.id, compiled.xform).form_id
+            schema = FormSchema.from_xform(compiled.xform)
+            share = DEMO_SHARE.get(path.stem, 1 / len(paths))
+            n = max(1, round(total * share)) if total else 0
+            started = time.monotonic()
+            if console is not None:
+                console.print(Text(f"  published {path.stem} in project {project.id}; generating {n:,} submissions "
+                                   "(the form's own skip logic, constraints and calculations)"))
+            items = generate(schema, n, seed=seed + index) if n else iter(())
+            if bar is not None and n:
+                task = bar.add_task(f"generate {path.stem}", total=n, rate="")
+                items = _counted(items, lambda task=task: bar.advance(task))
+            central.store.load(project.id, form_id, items)
+            if console is not None and n:
+                console.print(Text(f"    {n:,} submissions in {time.monotonic() - started:.1f} s"))
+            forms.append(DemoForm(path.stem, form_id, schema, n))
+    client.close()
+    return project, forms
+
+
+@contextlib.contextmanager
+def demo_source(kind: str, submissions: int, seed: int, console: Console,
+                progress: Callable[[], Progress] | None) -> Iterator[tuple[Any, list[DemoForm]]]:
+    """A fake server of the kind, filled with the four forms and generated submissions, and its Source."""
+    if kind == "central":
+        from fakes.central import FakeCentral
+        from sync.central_client import CentralClient
+        from sync.central_source import CentralSource
+
+        with FakeCentral(seed=seed) as central:
+            console.print(Text(f"fake ODK Central on {central.base_url}"))
+            project, forms = publish_and_fill_central(central, submissions, seed, console=console, progress=progress)
+            source = CentralSource(CentralClient(central.base_url, email=central.email, password=central.password,
+                                                 token_source="the demo login"), project.id)
+            try:
+                yield source, forms
+            finally:
+                source.close()
+        return
+    from sync.kobo_source import KoboSource
+
+    with FakeKobo(seed=seed) as server:
+        console.print(Text(f"fake KoBo server on {server.base_url}"))
+        forms = publish_and_fill(server, submissions, seed, console=console, progress=progress)
+        source = KoboSource(KoboClient(server.base_url, server.token, token_source="the demo token"))
+        try:
+            yield source, forms
+        finally:
+            source.close()
+
+
 def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
-             progress: Callable[[], Progress]) -> None:
+             progress: Callable[[], Progress], source_kind: str = "kobo") -> None:
     from amina.show import print_counts, print_reports
     from warehouse.protect import Pseudonymizer
     from warehouse.report import ReportOptions, write_report
     from warehouse.store import Warehouse
 
+    if source_kind not in ("kobo", "central"):
+        raise ConfigError(f"--source: '{source_kind[:20]}' must be kobo or central")
     _reset_demo_db(db)
     t0 = time.monotonic()
-    with FakeKobo(seed=seed) as server:
-        console.print(Text(f"fake KoBo server on {server.base_url}"))
-        forms = publish_and_fill(server, submissions, seed, console=console, progress=progress)
+    with demo_source(source_kind, submissions, seed, console, progress) as (source, forms):
         t_ready = time.monotonic()
-        client = KoboClient(server.base_url, server.token, token_source="the demo token")
         # a throw-away key: the demo warehouse is throw-away too (a real one keeps its key for good)
         warehouse = Warehouse(str(db), pseudonymizer=Pseudonymizer(secrets.token_hex(32)))
         console.print(Text.assemble("\n", ("first sync", "bold"), f" into {db} (everything is new)"))
-        reports = _sync_all(client, warehouse, forms, progress)
+        reports = _sync_all(source, warehouse, forms, progress)
         t_first = time.monotonic()
         print_reports(reports)
         print_counts(warehouse.row_counts())
         console.print(Text.assemble("\n", ("second sync", "bold"),
                                     " (incremental: asks only for what is new since the watermark)"))
-        again = _sync_all(client, warehouse, forms, progress)
+        again = _sync_all(source, warehouse, forms, progress)
         print_reports(again)
         new = sum(r.inserted + r.updated for r in again)
         console.print(Text(f"second sync stored {new} new or changed submissions"))
@@ -140,19 +204,18 @@ def run_demo(*, submissions: int, db: Path, seed: int, console: Console,
                                     f" written to {report} in {time.monotonic() - t_report:.1f} s "
                                     "(open it in a browser; amina report --lang ar|ckb for Arabic or Kurdish)"))
         warehouse.dispose()
-        client.close()
     console.print(Text(
         f"\nset-up {t_ready - t0:.1f} s, first sync {t_first - t_ready:.1f} s "
         f"({sum(r.fetched for r in reports) / max(t_first - t_ready, 1e-9):,.0f} submissions/s), "
         f"total {time.monotonic() - t0:.1f} s. Query it: sqlite3 {db} 'SELECT * FROM vot_screening LIMIT 5'"))
 
 
-def _sync_all(client: KoboClient, warehouse, forms: list[DemoForm], progress):  # type: ignore[no-untyped-def]
+def _sync_all(source: Any, warehouse, forms: list[DemoForm], progress):  # type: ignore[no-untyped-def]
     from amina.show import track
     from sync.engine import sync_asset
 
     with progress() as bar:
-        return [sync_asset(client, warehouse, f.asset_uid, progress=track(bar, f"sync {f.name}")) for f in forms]
+        return [sync_asset(source, warehouse, f.asset_uid, progress=track(bar, f"sync {f.name}")) for f in forms]
 
 
 def serve_fake(*, port: int, submissions: int, seed: int, console: Console) -> None:

@@ -13,17 +13,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from amina.config import AssetConfig, Config
+from amina.config import AssetConfig, Config, ServerConfig
 from common.errors import AminaError, AssetBusy, SyncInterrupted
 from sync.attachments import AttachmentRules
-from sync.client import KoboClient, is_asset_uid
+from sync.central_client import CentralClient
+from sync.central_source import CentralSource
+from sync.client import KoboClient
 from sync.engine import Progress, SyncReport, sync_asset
+from sync.http import RetryPolicy
+from sync.kobo_source import KoboSource
+from sync.source import Source
 from warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
 
 STOP = threading.Event()  # set on SIGTERM/SIGINT; running syncs stop after the page they are storing
-DEPLOYED_SURVEYS = "asset_type:survey AND _deployment_status:deployed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,29 +42,39 @@ class Skipped:
 Outcome = SyncReport | Skipped | AminaError
 
 
-def asset_uids(client: KoboClient, asset: AssetConfig) -> tuple[list[str], list[Skipped]]:
-    """The uids one [[assets]] entry names: itself, or (uid = "all") every deployed survey the server lists
-    whose uid looks like KoBo's (the others are skipped, never used in a URL or a path)."""
+def source_for(server: ServerConfig, *, max_response_bytes: int | None = None,
+               retry: RetryPolicy | None = None, timeout: tuple[float, float] | None = None) -> Source:
+    """The sync.source.Source of a configured server, logged in with the secrets its config names."""
+    options: dict[str, object] = {}
+    if max_response_bytes is not None:
+        options["max_response_bytes"] = max_response_bytes
+    if retry is not None:
+        options["retry"] = retry
+    if timeout is not None:
+        options["timeout"] = timeout
+    credentials = server.credentials()
+    if server.kind == "central":
+        names = " and ".join(f"{n}" for n in server.secret_names)
+        client = CentralClient(server.url, token_source=f"the login in {names}", **credentials, **options)
+        assert server.project is not None
+        return CentralSource(client, server.project)
+    return KoboSource(KoboClient(server.url, credentials["token"], token_source=f"the token in {server.token_env}",
+                                 **options))
+
+
+def form_ids(source: Source, asset: AssetConfig) -> tuple[list[str], list[Skipped]]:
+    """The forms one [[assets]] entry names: itself, or (uid = "all") every form with submissions the server
+    lists whose id looks like one of its own (the others are skipped, never used in a URL or a path)."""
     if asset.uid != "all":
         return [asset.uid], []
-    uids: list[str] = []
-    skipped: list[Skipped] = []
-    for item in client.iter_assets(DEPLOYED_SURVEYS):
-        uid = item.get("uid")
-        if is_asset_uid(uid):
-            if uid not in uids:
-                uids.append(uid)
-        else:
-            skipped.append(Skipped(str(uid)[:40], "the server listed it with a uid that is not a KoBo asset uid"))
-    if not uids:
-        log.warning("the account behind the token has no deployed survey on %s", client.server_url)
-    return uids, skipped
+    listing = source.list_forms()
+    if not listing.form_ids:
+        log.warning("the account has no deployed form on %s", source.server_url)
+    return listing.form_ids, [Skipped(uid, reason) for uid, reason in listing.skipped]
 
 
-def client_for(config: Config, asset: AssetConfig) -> KoboClient:
-    server = config.servers[asset.server]
-    return KoboClient(server.url, server.token(), token_source=f"the token in {server.token_env}",
-                      max_response_bytes=config.sync.max_response_bytes)
+def client_for(config: Config, asset: AssetConfig) -> Source:
+    return source_for(config.servers[asset.server], max_response_bytes=config.sync.max_response_bytes)
 
 
 def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *,
@@ -72,10 +86,10 @@ def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *
     Returns, per asset, its report, why it was skipped, or the error that ended it. `done`: assets
     (server url|uid) already synced in this round, not synced again (an asset named and also under
     uid = "all"). A SyncInterrupted ends the entry at once: the stop was asked for."""
-    client = client_for(config, asset)
+    source = client_for(config, asset)
     outcomes: list[Outcome] = []
     try:
-        uids, skipped = asset_uids(client, asset)
+        uids, skipped = form_ids(source, asset)
         outcomes += skipped
         rules = (AttachmentRules(config.attachments.directory, config.attachments.allowed_origins)
                  if config.attachments.mode == "download" else None)
@@ -83,12 +97,12 @@ def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *
             if should_stop and should_stop():
                 break
             if done is not None:
-                if f"{client.server_url}|{uid}" in done:
+                if f"{source.server_url}|{uid}" in done:
                     continue
-                done.add(f"{client.server_url}|{uid}")
+                done.add(f"{source.server_url}|{uid}")
             try:
                 outcomes.append(sync_asset(
-                    client, warehouse, uid, page_size=config.sync.page_size,
+                    source, warehouse, uid, page_size=config.sync.page_size,
                     overlap=dt.timedelta(minutes=config.sync.overlap_minutes),
                     sweep_every=config.sync.sweep_every, full_sweep_every=config.sync.full_sweep_every,
                     max_delete_fraction=config.sync.max_delete_fraction,
@@ -104,7 +118,7 @@ def run_asset_config(config: Config, asset: AssetConfig, warehouse: Warehouse, *
     except AminaError as exc:  # listing the assets failed (token refused, server down)
         outcomes.append(exc)
     finally:
-        client.close()
+        source.close()
     return outcomes
 
 

@@ -1,34 +1,26 @@
-"""Incremental sync of one KoBo asset into the warehouse.
+"""Incremental sync of one form of one server into the warehouse, whichever the server (sync.source).
 
-New submissions are found with a watermark on (`_submission_time`, `_id`), KoBo's own fields:
-pages are requested in that order with keyset paging (`query` picks up strictly after the last row
-of the previous page; no `start` offsets that shift when submissions arrive or are deleted), each
-page is stored together with the watermark of its last row in one transaction, and the next run
-re-reads an overlap window before the watermark (`$gte`), so submissions committed in the same
-second, or made visible late by KoBo (§9 of the API notes: attachments are saved before the record
-appears), are not skipped; re-reading is harmless because rows are upserted by `_id` and an
-unchanged submission (same JSON digest) is not rewritten.
-
-Edits, validation-status changes and deletions do not move `_submission_time`; the *sweep* finds
-them (sync.sweep: the server's history, the ever-edited set, reviews since the last sweep, and counts
-per `_id` range split where they differ; a full manifest comparison on its own, slower schedule as the
-safety net). This module orchestrates: it decides when a sweep, and when a full one, is due, and
-gives the sweep a way to store what it fetches (`store_page`) and to mark deletions.
+This module orchestrates; the source says how its server is asked (sync.kobo_source, sync.central_source).
+A run holds the asset (`Warehouse.asset_lock`), records itself in `sync_runs`, makes or extends the form's
+tables from the deployed version merged with every version recorded before, then stores the new data page
+by page — each page in one transaction with the watermark it carries (a crash loses at most the page in
+flight), the next page downloading while this one is stored — meets new form versions in the data as
+they come (schema drift), and, when one is due, runs the source's sweep for what the new data cannot show
+(edits and reviews on KoBo, deletions, restores, purges), with its full form as the safety net on its own
+schedule.
 
 What the server answers is checked before it steers anything: a submission without a usable `_id`
-neither moves the watermark nor stops the page (the warehouse quarantines it); version uids met in
-the data must look like KoBo's before they go into a URL; both the page loop and the sweep refuse an
-answer that does not move past the previous one; and the sweep never reads an empty or shrinking
-answer, or a count, as "everything was deleted" (sync.sweep_guard).
+neither moves the watermark nor stops the page (the warehouse quarantines it); version ids met in the data
+must look like the server's before they go into a URL; pages that do not move past the previous one stop
+the run; and no sweep reads an empty or shrinking answer as "everything was deleted" (sync.sweep_guard).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,33 +28,26 @@ from typing import Any
 
 import orjson
 
-from common.errors import (
-    AminaError,
-    FormBuildError,
-    KoboRefused,
-    KoboUnavailable,
-    StopNow,
-    SyncInterrupted,
-)
+from common.errors import AminaError, FormBuildError, KoboError, StopNow, SyncInterrupted
 from common.text import storable
 from forms.schema import FormSchema
-from sync.attachments import AttachmentRules, download_attachments
-from sync.client import MAX_PAGE_SIZE, KoboClient, Page, check_asset_uid
-from sync.sweep import SweepSettings, check_position, sweep
+from sync.attachments import AttachmentRules
+from sync.client import MAX_PAGE_SIZE, KoboClient
+from sync.kobo_source import KoboSource, deployed_content, schema_of
+from sync.source import DataPage, OpenedForm, Source
+from sync.sweep import SweepSettings, check_position
 from sync.sweep_costs import WATERMARK
-from sync.sweep_kobo import KoboSweepSource
 from sync.sweep_source import Fetched
-from warehouse.convert import submission_id
 from warehouse.manifest import StoredForm
 from warehouse.store import RegisteredForm, SweepMarks, Warehouse, Watermark
 
+__all__ = ["DEFAULT_FULL_SWEEP_EVERY", "DEFAULT_OVERLAP", "Progress", "SyncReport", "as_source", "deployed_content",
+           "prepare_form", "schema_of", "store_page", "sync_asset"]
+
 log = logging.getLogger(__name__)
 
-ORDER = {"_submission_time": 1, "_id": 1}
 DEFAULT_OVERLAP = dt.timedelta(minutes=5)
 DEFAULT_FULL_SWEEP_EVERY = dt.timedelta(days=1)
-KOBO_TIME = "%Y-%m-%dT%H:%M:%S"
-VERSION_UID = re.compile(r"^v[0-9A-Za-z]{4,40}$")
 Progress = Callable[[int, int], None]  # (submissions fetched so far, submissions to fetch)
 
 
@@ -105,40 +90,9 @@ class SyncReport:
                 "sweep_detail": orjson.dumps(self.sweep_detail).decode() if self.sweep_detail else None}
 
 
-def deployed_content(client: KoboClient, asset: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
-    """(version uid, content) of the version the asset is deployed with; the draft may differ."""
-    deployed = _text(asset.get("deployed_version_id"))
-    if deployed and deployed != _text(asset.get("version_id")):
-        version = client.asset_version(check_asset_uid(_text(asset.get("uid")) or ""), _version_uid(deployed))
-        return deployed, _content(version.get("content"))
-    return (deployed or _text(asset.get("version_id"))), _content(asset.get("content"))
-
-
-def schema_of(content: Mapping[str, Any], *, what: str, title: str | None = None,
-              sensitive: tuple[str, ...] = ()) -> FormSchema:
-    """The schema of a form definition a server sent: any shape it cannot read is a FormBuildError naming the
-    form, never a crash."""
-    try:
-        return FormSchema.from_content(content, title=title, sensitive=sensitive)
-    except FormBuildError as exc:
-        raise FormBuildError(f"{what}: {exc}") from exc
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as exc:
-        raise FormBuildError(f"{what}: the form definition the server sent cannot be read ({exc.__class__.__name__}: "
-                             f"{storable(str(exc))[:120]})") from exc
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _content(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _version_uid(value: str) -> str:
-    if not VERSION_UID.match(value):
-        raise KoboRefused(f"the server names a form version {storable(value)[:40]!r}, which is not a KoBo version uid")
-    return value
+def as_source(server: Source | KoboClient) -> Source:
+    """A Source, from a Source or (as callers before sync.source wrote it) a KoboClient."""
+    return KoboSource(server) if isinstance(server, KoboClient) else server
 
 
 @dataclass(slots=True)
@@ -146,74 +100,64 @@ class PreparedForm:
     """A form ready to load: its tables, the merged schema of every version met, and those versions."""
 
     form: RegisteredForm
-    asset: Mapping[str, Any]
+    opened: OpenedForm
     schema: FormSchema
     versions: set[str]
     sensitive: tuple[str, ...]
 
-    def evolve(self, client: KoboClient, warehouse: Warehouse, page: Sequence[Any], report: SyncReport) -> None:
+    def evolve(self, source: Source, warehouse: Warehouse, page: Sequence[Any], report: SyncReport) -> None:
         """Schema drift: a submission of a version not seen yet → fetch that version, extend the tables."""
-        met = {v for s in page if isinstance(s, Mapping) and (v := _text(s.get("__version__")))} - self.versions
-        for version in sorted(met):
+        for version in sorted(source.versions_met(page) - self.versions):
             self.versions.add(version)
-            if not VERSION_UID.match(version):
-                report.notes.append(f"submissions name a form version {storable(version)[:40]!r}, which is not a "
-                                    "KoBo version uid: loaded with the versions known")
-                continue
             try:
-                content = _content(client.asset_version(self.form.asset_uid, version).get("content"))
-                other = schema_of(content, what=f"form version {version} of {self.form.asset_uid}",
-                                  sensitive=self.sensitive)
-            except (KoboRefused, FormBuildError) as exc:  # e.g. a version KoBo no longer has: load with what we know
-                report.notes.append(f"form version {version} could not be used: {exc}")
+                got = source.version(source.form_id_of(self.opened.uid) or self.opened.uid, version,
+                                     sensitive=self.sensitive)
+            except (KoboError, FormBuildError) as exc:  # e.g. a version the server no longer has: go on with the rest
+                report.notes.append(f"form version {storable(version)[:40]} could not be used: {exc}")
                 continue
-            self.schema = self.schema.merged(other)
+            self.schema = self.schema.merged(got.schema)
             self.form = warehouse.register_form(
-                asset_uid=self.form.asset_uid, server_url=client.server_url, name=report.name, schema=self.schema,
-                version_uid=version, content=content, deployed=False)
+                asset_uid=self.form.asset_uid, server_url=source.server_url, name=report.name, schema=self.schema,
+                version_uid=version, content=got.definition, deployed=False)
             report.notes += list(self.form.warnings)
             report.notes.append(f"form version {version} met in the data: tables extended")
             log.info("asset %s: submissions of form version %s; tables extended", self.form.key, version)
 
 
-def prepare_form(client: KoboClient, warehouse: Warehouse, asset_uid: str, *,
+def prepare_form(server: Source | KoboClient, warehouse: Warehouse, form_id: str, *,
                  sensitive: tuple[str, ...] = ()) -> PreparedForm:
-    """Fetch the asset, check it can be synced, build its schema (the deployed version merged with every
-    version recorded before) and make its tables."""
-    asset = client.asset(asset_uid)
-    name = storable(_text(asset.get("name")) or asset_uid)
-    if asset.get("asset_type") not in (None, "survey"):
-        raise KoboRefused(f"asset {asset_uid} ('{name}') is a {storable(str(asset.get('asset_type')))[:40]}, "
-                          "not a survey: only surveys have submissions")
-    if not asset.get("has_deployment", True) or not asset.get("deployed_version_id"):
-        raise KoboRefused(f"asset {asset_uid} ('{name}') has not been deployed on "
-                          f"{client.server_url}: deploy it in KoBo first")
-    version_uid, content = deployed_content(client, asset)
-    schema = schema_of(content, what=f"asset {asset_uid} ('{name}')", title=name, sensitive=sensitive)
-    key = warehouse.asset_key(client.server_url, asset_uid)
+    """Open the form on the server, build its schema (the deployed version merged with every version recorded
+    before) and make its tables."""
+    source = as_source(server)
+    opened = source.open_form(form_id, sensitive=sensitive)
+    deployed = opened.deployed
+    schema = deployed.schema
+    key = warehouse.asset_key(source.server_url, opened.uid)
     stored = warehouse.stored_versions(key)
     for old_uid, old_content in stored.items():
-        if old_uid != version_uid:
+        if old_uid != deployed.version:
             try:
                 schema = schema.merged(schema_of(old_content, what=f"version {old_uid}", sensitive=sensitive))
             except FormBuildError as exc:
-                log.warning("asset %s: a recorded form version is left out: %s", asset_uid, exc)
-    form = warehouse.register_form(asset_uid=asset_uid, server_url=client.server_url, name=name,
-                                   schema=schema, version_uid=version_uid, content=content)
-    return PreparedForm(form=form, asset=asset, schema=schema, versions={*stored, str(version_uid)},
+                log.warning("asset %s: a recorded form version is left out: %s", opened.uid, exc)
+    form = warehouse.register_form(asset_uid=opened.uid, server_url=source.server_url, name=opened.name,
+                                   schema=schema, version_uid=deployed.version, content=deployed.definition)
+    return PreparedForm(form=form, opened=opened, schema=schema, versions={*stored, str(deployed.version)},
                         sensitive=sensitive)
 
 
-def store_page(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport,
-               page: Page | Fetched, watermark: Watermark | None, attachments: AttachmentRules | None, *,
+def store_page(source: Source | KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport,
+               page: DataPage | Fetched, watermark: Watermark | None, attachments: AttachmentRules | None, *,
                found_by: str = WATERMARK) -> None:
     """Evolve the tables if the page brings a new form version, store it (with the watermark, if any),
     fetch its attachments if asked, and count what happened. `found_by`: the mechanism that brought it."""
-    prepared.evolve(client, warehouse, page.results, report)
+    source = as_source(source)
+    prepared.evolve(source, warehouse, page.results, report)
     result = warehouse.load_page(prepared.form, page.results, watermark, run_id=report.run_id, dirty=page.dirty,
-                                 found_by=found_by)
-    if attachments is not None:
-        got = download_attachments(client, attachments, prepared.form.key, page.results)
+                                 found_by=found_by, raw=page.raw)
+    if attachments is not None and page.results:
+        got = source.download_attachments(attachments, prepared.form.key,
+                                          source.form_id_of(prepared.opened.uid) or prepared.opened.uid, page.results)
         report.attachments += got.downloaded
         if got.refused:
             report.notes.append(f"{got.refused} attachment(s) not downloaded: {got.reason}")
@@ -225,40 +169,10 @@ def store_page(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm,
     report.quarantined += result.quarantined
 
 
-def last_position(results: Sequence[Any]) -> Watermark | None:
-    """The watermark of a page: (`_submission_time`, `_id`) of its last submission with a usable `_id`."""
-    for s in reversed(results):
-        if isinstance(s, Mapping):
-            sid = submission_id(s.get("_id"))
-            if isinstance(sid, int):
-                when = s.get("_submission_time")
-                return Watermark(when if isinstance(when, str) else "", sid)
-    return None
-
-
-def since(watermark: Watermark, overlap: dt.timedelta) -> str:
-    """The `_submission_time` a run starts from: the watermark's second, less the overlap window."""
-    try:
-        start = dt.datetime.strptime(watermark.submission_time[:19], KOBO_TIME) - overlap
-    except ValueError:
-        return watermark.submission_time
-    return start.strftime(KOBO_TIME)
-
-
-def _query_after(base: dict[str, Any] | None, cursor: Watermark | None) -> dict[str, Any] | None:
-    if cursor is None:
-        return base
-    keyset = {"$or": [
-        {"_submission_time": {"$gt": cursor.submission_time}},
-        {"_submission_time": cursor.submission_time, "_id": {"$gt": cursor.submission_id}},
-    ]}
-    return {"$and": [base, keyset]} if base else keyset
-
-
 def sync_asset(
-    client: KoboClient,
+    server: Source | KoboClient,
     warehouse: Warehouse,
-    asset_uid: str,
+    form_id: str,
     *,
     page_size: int = MAX_PAGE_SIZE,
     progress: Progress | None = None,
@@ -271,13 +185,14 @@ def sync_asset(
     attachments_dir: Path | None = None,
     attachments: AttachmentRules | None = None,
 ) -> SyncReport:
-    """Pull what is new on KoBo for one asset into the warehouse, then (every `sweep_every` syncs;
-    0 = never) sweep for edits, reviews and deletions. Raises AminaError on failure, after recording
-    the failed run (the watermark stays at the last page fully stored). The asset is held
+    """Pull what is new on the server for one form into the warehouse, then (every `sweep_every` syncs;
+    0 = never) sweep for what the new data cannot show. Raises AminaError on failure, after recording the
+    failed run (the watermark stays at the last page fully stored). The asset is held
     (`Warehouse.asset_lock`) for the whole run: AssetBusy when another worker has it.
 
-    `full_sweep_every`: how often the sweep compares every submission instead of asking what changed
-    (the safety net, see sync.sweep); None: never; zero: at every sweep.
+    `server`: a sync.source.Source (or a KoboClient). `full_sweep_every`: how often the sweep compares every
+    submission instead of asking what changed (the safety net, see sync.sweep); None: never; zero: at every
+    sweep.
 
     `max_delete_fraction`: a sweep that would mark more than this share of the stored submissions
     deleted stops instead (a server that suddenly answers with nothing is more likely than a
@@ -287,65 +202,70 @@ def sync_asset(
     `should_stop` is asked after each page is stored; when it answers True the run ends there
     (status "interrupted"), with everything stored so far kept and the watermark on it.
     """
-    check_asset_uid(asset_uid)
+    source = as_source(server)
+    source.check_form_id(form_id)
     if attachments is None and attachments_dir is not None:
         attachments = AttachmentRules(attachments_dir)
-    key = warehouse.asset_key(client.server_url, asset_uid)
+    key = warehouse.asset_key(source.server_url, source.asset_uid(form_id))
     with warehouse.asset_lock(key):
-        return _sync_held(client, warehouse, asset_uid, key, page_size=page_size, progress=progress,
+        return _sync_held(source, warehouse, form_id, key, page_size=page_size, progress=progress,
                           sensitive=sensitive, overlap=overlap, sweep_every=sweep_every,
                           full_sweep_every=full_sweep_every, max_delete_fraction=max_delete_fraction,
                           should_stop=should_stop, attachments=attachments)
 
 
-def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: str, *, page_size: int,
+def _prefetched(pages: Iterator[DataPage], ahead: ThreadPoolExecutor) -> Iterator[DataPage]:
+    """The source's pages, each next one requested (on the `ahead` thread) while this one is stored."""
+    done = object()
+
+    def following() -> Any:
+        return next(pages, done)
+
+    pending = ahead.submit(following)
+    while True:
+        page = pending.result()
+        if page is done:
+            return
+        if page.results:  # an empty page ends the run's question: nothing follows it worth asking for now
+            pending = ahead.submit(following)
+        yield page
+        if not page.results:
+            return
+
+
+def _sync_held(source: Source, warehouse: Warehouse, form_id: str, key: str, *, page_size: int,
                progress: Progress | None, sensitive: tuple[str, ...], overlap: dt.timedelta, sweep_every: int,
                full_sweep_every: dt.timedelta | None, max_delete_fraction: float,
                should_stop: Callable[[], bool] | None, attachments: AttachmentRules | None) -> SyncReport:
-    report = SyncReport(asset_uid=asset_uid, key=key)
+    report = SyncReport(asset_uid=source.asset_uid(form_id), key=key)
     started = time.monotonic()
-    requests_before = client.requests_made
-    report.run_id = warehouse.start_run(key, client.server_url)
+    requests_before = source.requests_made
+    report.run_id = warehouse.start_run(key, source.server_url)
     run_started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    # the next page is requested as soon as this one's last row is known, and downloads while this one is
-    # stored (the watermark still moves only with what is stored); no request outlives the run
-    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{asset_uid}")
+    # the next page is requested as soon as this one is read, and downloads while this one is stored (the
+    # watermark still moves only with what is stored); no request outlives the run
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{key}")
     try:
-        prepared = prepare_form(client, warehouse, asset_uid, sensitive=sensitive)
-        report.name = storable(_text(prepared.asset.get("name")) or asset_uid)
+        prepared = prepare_form(source, warehouse, form_id, sensitive=sensitive)
+        report.name = prepared.opened.name
         report.table = prepared.form.tables.base
         report.notes += list(prepared.form.warnings)
         watermark = warehouse.watermark(key)
-        base = {"_submission_time": {"$gte": since(watermark, overlap)}} if watermark else None
-        cursor: Watermark | None = None
-
-        def fetch(after: Watermark | None) -> Page:
-            return client.data_page(asset_uid, query=_query_after(base, after), sort=ORDER, limit=page_size)
-
-        pending = ahead.submit(fetch, None)
-        while True:
-            page = pending.result()
-            if report.pages == 0:
+        pages = source.new_data(form_id, watermark, overlap=overlap, page_size=page_size,
+                                state=warehouse.source_state(key))
+        for page in _prefetched(pages, ahead):
+            if report.pages == 0 and page.count is not None:
                 report.to_fetch = page.count
-            if not page.results:
+            if not page.results and page.watermark is None:
                 break
-            before, cursor = cursor, last_position(page.results)
-            if cursor is None or (before is not None and (cursor.submission_time, cursor.submission_id) <=
-                                  (before.submission_time, before.submission_id)):
-                store_page(client, warehouse, prepared, report, page, None, attachments)  # keep what it holds
-                raise KoboUnavailable(f"{client.server_url} answered a page of {asset_uid} that does not move past "
-                                      f"submission {before.submission_id if before else '(none)'}: stopping instead "
-                                      "of looping")
-            if page.next:
-                pending = ahead.submit(fetch, cursor)
-            store_page(client, warehouse, prepared, report, page, cursor, attachments)
+            store_page(source, warehouse, prepared, report, page, page.watermark, attachments)
+            if not page.results:
+                continue
             report.pages += 1
             if progress:
                 progress(report.fetched, max(report.to_fetch, report.fetched))
             log.info("asset %s: %d of %d submissions stored", key, report.fetched,
                      max(report.to_fetch, report.fetched))
-            if not page.next:
-                break
             if should_stop and should_stop():
                 raise SyncInterrupted(f"sync of {key} stopped on request after {report.fetched:,} submissions; "
                                       "every page fetched was stored; the next run resumes from there")
@@ -353,12 +273,13 @@ def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: st
         if watermark is None:  # a first load compared everything: it counts as a full sweep
             marks = SweepMarks(history_since=run_started)
         elif warehouse.sweep_due(key, sweep_every):
-            marks = run_sweep(client, warehouse, prepared, report, page_size=page_size, overlap=overlap,
+            marks = run_sweep(source, warehouse, prepared, report, page_size=page_size, overlap=overlap,
                               full=warehouse.full_sweep_due(key, full_sweep_every),
                               max_delete_fraction=max_delete_fraction, attachments=attachments,
                               should_stop=should_stop)
         warehouse.record_sync(key, swept=report.swept or watermark is None,
-                              full=report.sweep_mode == "full" or watermark is None, marks=marks)
+                              full=report.sweep_mode == "full" or watermark is None, marks=marks,
+                              source_state=source.state_to_keep())
         report.status = "ok"
     except SyncInterrupted as exc:
         report.status, report.error = "interrupted", str(exc)
@@ -384,7 +305,7 @@ def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: st
                 report.status = "interrupted"
                 report.error = f"sync of {key} stopped at once after {report.fetched:,} submissions"
         report.seconds = time.monotonic() - started
-        report.requests = client.requests_made - requests_before
+        report.requests = source.requests_made - requests_before
         warehouse.finish_run(report.run_id, status=report.status, error=report.error, **report.counts())
         log.info("sync %s: %s, %d fetched, %d new, %d updated, %d unchanged, %d deleted, %d bad values, "
                  "%d quarantined, %.2f s (sweep: %d requests, %.2f s)", key, report.status, report.fetched,
@@ -399,9 +320,9 @@ class _Target:
     """The warehouse side of a sweep (sync.sweep_compare.Target): what is stored of the form, as the form's
     tables are now (a page may bring a new form version), and how to store and mark what the sweep found."""
 
-    def __init__(self, client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport,
+    def __init__(self, source: Source, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport,
                  attachments: AttachmentRules | None):
-        self.client, self.warehouse, self.prepared = client, warehouse, prepared
+        self.source, self.warehouse, self.prepared = source, warehouse, prepared
         self.report, self.attachments = report, attachments
 
     @property
@@ -409,24 +330,24 @@ class _Target:
         return StoredForm(self.warehouse, self.prepared.form)
 
     def store(self, fetched: Fetched, found_by: str) -> None:
-        store_page(self.client, self.warehouse, self.prepared, self.report, fetched, None, self.attachments,
+        store_page(self.source, self.warehouse, self.prepared, self.report, fetched, None, self.attachments,
                    found_by=found_by)
 
     def mark_deleted(self, ids: list[int], found_by: str) -> int:
         return self.warehouse.mark_deleted(self.prepared.form, ids, run_id=self.report.run_id, found_by=found_by)
 
 
-def run_sweep(client: KoboClient, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport, *,
+def run_sweep(source: Source, warehouse: Warehouse, prepared: PreparedForm, report: SyncReport, *,
               page_size: int = MAX_PAGE_SIZE, overlap: dt.timedelta = DEFAULT_OVERLAP, full: bool = False,
               max_delete_fraction: float = 0.5, attachments: AttachmentRules | None = None,
               should_stop: Callable[[], bool] | None = None) -> SweepMarks:
-    """Sweep the form for edits, reviews and deletions (sync.sweep), store what changed, and count it in the
-    report; return what the sweep leaves for the next one (recorded when the run succeeds)."""
-    source = KoboSweepSource(client, prepared.form.asset_uid, page_size=page_size)
+    """Sweep the form for what the new data cannot show (the source's own way), store what changed, and count
+    it in the report; return what the sweep leaves for the next one (recorded when the run succeeds)."""
     settings = SweepSettings(page_size=page_size, max_delete_fraction=max_delete_fraction, overlap=overlap,
                              full=full, position=check_position(report.run_id))
-    result = sweep(source, _Target(client, warehouse, prepared, report, attachments),
-                   warehouse.sweep_state(prepared.form.key), settings, should_stop)
+    result = source.sweep(source.form_id_of(prepared.opened.uid) or prepared.opened.uid,
+                          _Target(source, warehouse, prepared, report, attachments),
+                          warehouse.sweep_state(prepared.form.key), settings, should_stop)
     report.notes += result.notes
     report.deleted += result.deleted
     report.swept, report.sweep_mode = True, result.mode

@@ -52,6 +52,7 @@ _BIG_INTEGER = re.compile(rb"[:\[,]\s*-?[0-9]{20,}")
 class Parsed:
     body: Any
     dirty: bool
+    etag: str | None = None  # the answer's ETag header, when it has one
 
 
 def parse_json(content: bytes) -> Parsed:
@@ -278,10 +279,10 @@ class ServerClient:
         return False
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None,
-                 check: Callable[[Any], str | None] | None = None) -> Any:
+                 check: Callable[[Any], str | None] | None = None, headers: Mapping[str, str] | None = None) -> Any:
         """GET and parse JSON; a damaged body (or one `check` finds wrong) is retried, then refused. Text that no
         database can store (NUL, lone surrogates) is replaced (see get_parsed to keep it)."""
-        parsed = self.get_parsed(path, params, check)
+        parsed = self.get_parsed(path, params, check, headers=headers)
         if parsed.dirty:
             log.warning("GET %s: the answer holds text no database can store (NUL or lone surrogates); replaced",
                         path_of(self._url(path)))
@@ -303,7 +304,8 @@ class ServerClient:
             problem = check(parsed.body) if check else None
             if problem:
                 raise _Transient(problem)
-            return parsed
+            etag = resp.headers.get("ETag")
+            return Parsed(parsed.body, parsed.dirty, etag if isinstance(etag, str) and len(etag) < 200 else None)
         return self._send("GET", path, params=params, parse=parse, headers=headers)
 
 

@@ -80,3 +80,40 @@ def publish_xlsform(client: KoboClient, xlsx: bytes, filename: str, *, asset_uid
     info = _answer(deployed.content, f"the deployment of {uid}")
     return Published(asset_uid=uid, version_id=str(info.get("version_id")),
                      redeployed=bool(asset.get("has_deployment")))
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedForm:
+    """A form published on a server: its form id there (a KoBo asset uid, a Central xmlFormId)."""
+
+    form_id: str
+    redeployed: bool
+
+
+def publish_form(source: Any, form: Any, *, asset_uid: str | None = None) -> PublishedForm:
+    """Publish a compiled form (forms.build.CompiledForm) on the source's server: KoBo through its imports API
+    (the .xlsx), ODK Central as its XForm (odk-central-api.md §3): created and published in the project, or,
+    when the form exists, a draft of the new XForm published with the form's stamped version (publishing a
+    version that was published before is refused by Central, 409.6)."""
+    if source.kind == "kobo":
+        published = publish_xlsform(source.client, form.xlsx, f"{form.name}.xlsx", asset_uid=asset_uid)
+        return PublishedForm(published.asset_uid, published.redeployed)
+    return publish_central(source.client, source.project, form.xform)
+
+
+def publish_central(client: Any, project: int, xform: str) -> PublishedForm:
+    from forms.xform import parse_xform
+    from sync.central_client import check_xml_form_id
+
+    parsed = parse_xform(xform)
+    form_id = check_xml_form_id(parsed.form_id)
+    try:
+        client.form(project, form_id)
+    except KoboError as exc:
+        if getattr(exc, "status", None) != 404:
+            raise
+        client.create_form(project, xform.encode("utf-8"), publish=True)
+        return PublishedForm(form_id, redeployed=False)
+    client.create_draft(project, form_id, xform.encode("utf-8"))
+    client.publish_draft(project, form_id)
+    return PublishedForm(form_id, redeployed=True)

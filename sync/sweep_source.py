@@ -35,6 +35,7 @@ class Fetched:
     results: list[Any]
     dirty: bool = False
     states: list[tuple[int, State]] = field(default_factory=list)
+    raw: list[Any] | None = None  # what the server sent, when the results were reshaped from it
 
 
 @dataclass(slots=True)

@@ -334,7 +334,7 @@ def test_fixed_tables_are_migrated_with_alembic(warehouse_url):
     engine.dispose()
     wh = Warehouse(warehouse_url)  # stamps 0001, then upgrades to head
     with wh.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM amina_schema_version")).scalar_one() == "0004"
+        assert conn.execute(sa.text("SELECT version_num FROM amina_schema_version")).scalar_one() == "0005"
         assert {"versions", "conflict"} <= {c["name"] for c in sa.inspect(conn).get_columns("fields")}
     wh.dispose()
     Warehouse(warehouse_url).dispose()  # idempotent

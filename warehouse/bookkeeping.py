@@ -147,6 +147,7 @@ sync_state = sa.Table(
               comment="when the last sweep that read the project history started (UTC)"),
     sa.Column("history_denied_at", sa.DateTime,
               comment="when the server last refused the project history (403: the token lacks manage_asset)"),
+    sa.Column("source_state", sa.Text, comment="what the source keeps between runs (JSON), e.g. ODK Central's ETag"),
     quote=True,
 )
 

@@ -72,22 +72,24 @@ def _encode(submission: Mapping[str, Any]) -> tuple[str, str]:
     return blob.decode(), hashlib.sha1(blob).hexdigest()
 
 
-def check_page(submissions: Sequence[Any], *, dirty: bool) -> CheckedPage:
-    """Split a page into submissions to store and submissions to set aside (see the module doc)."""
+def check_page(submissions: Sequence[Any], *, dirty: bool, raw: Sequence[Any] | None = None) -> CheckedPage:
+    """Split a page into submissions to store and submissions to set aside (see the module doc). `raw`: what the
+    server sent for each submission when `submissions` were reshaped from it; its JSON is what is kept."""
     by_id: dict[int, Incoming] = {}
     set_aside: list[SetAside] = []
     superseded: list[Incoming] = []
-    for s in submissions:
+    originals = raw if raw is not None and len(raw) == len(submissions) else None
+    for index, s in enumerate(submissions):
         if not isinstance(s, Mapping):
             raw = json_text(s)
             set_aside.append(SetAside(None, f"not a submission object but {type(s).__name__}", raw,
                                        hashlib.sha1(raw.encode()).hexdigest()))
             continue
-        raw, digest = _encode(s)
+        raw_json, digest = _encode(originals[index] if originals is not None else s)
         sid = submission_id(s.get("_id"))
         if isinstance(sid, str):
             shown = s.get("_id")
-            set_aside.append(SetAside(None if shown is None else str(shown)[:40], sid, raw, digest))
+            set_aside.append(SetAside(None if shown is None else str(shown)[:40], sid, raw_json, digest))
             continue
         issues: list[str] = []
         data: Mapping[str, Any] = s
@@ -96,7 +98,7 @@ def check_page(submissions: Sequence[Any], *, dirty: bool) -> CheckedPage:
             data = scrub(s, "", problems)
             issues += [f"{p or '(a key)'}: held a NUL character or a lone surrogate, replaced by U+FFFD "
                        "(the raw JSON keeps the original)" for p in dict.fromkeys(problems)]
-        item = Incoming(sid=sid, data=data, raw=raw, digest=digest, issues=issues)
+        item = Incoming(sid=sid, data=data, raw=raw_json, digest=digest, issues=issues)
         if sid in by_id:
             superseded.append(by_id.pop(sid))
         by_id[sid] = item

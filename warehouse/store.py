@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import AminaError, AssetBusy, ConfigError, WarehouseError
 from common.gcpause import gc_paused
+from forms.definition import schema_of_definition
 from forms.schema import Field, FormSchema, Kind
 from warehouse import bookkeeping as bk
 from warehouse.bulk import BulkInserts
@@ -437,7 +438,7 @@ class Warehouse:
         for version, content in conn.execute(sa.select(fv.c.version_uid, fv.c.content)
                                              .where(fv.c.asset_key == key).order_by(fv.c.first_seen_at)):
             try:
-                paths = FormSchema.from_content(orjson.loads(content)).by_path
+                paths = schema_of_definition(orjson.loads(content)).by_path
             except (AminaError, ValueError, TypeError):  # one unreadable version must not hide the others
                 continue
             for path in paths:
@@ -505,6 +506,17 @@ class Warehouse:
 
     # -- loading --------------------------------------------------------------------------------
 
+    def source_state(self, key: str) -> dict[str, Any]:
+        """What the source kept from the asset's last successful run (sync.source.Source.state_to_keep)."""
+        with self.engine.connect() as conn:
+            text = conn.execute(sa.select(bk.sync_state.c.source_state)
+                                .where(bk.sync_state.c.asset_key == key)).scalar()
+        try:
+            found = orjson.loads(text) if text else {}
+        except orjson.JSONDecodeError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
     def watermark(self, key: str) -> Watermark | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(bk.sync_state.c.watermark_time, bk.sync_state.c.watermark_id)
@@ -514,14 +526,17 @@ class Warehouse:
         return Watermark(row.watermark_time, int(row.watermark_id))
 
     def load_page(self, form: RegisteredForm, submissions: Sequence[Any], watermark: Watermark | None, *,
-                  run_id: int | None = None, dirty: bool = False, found_by: str | None = None) -> PageResult:
+                  run_id: int | None = None, dirty: bool = False, found_by: str | None = None,
+                  raw: Sequence[Any] | None = None) -> PageResult:
         """Upsert one page of submissions (and move the watermark, if given), in one transaction.
 
         `dirty`: the client found NUL characters or lone surrogates in the page's JSON (they are replaced in
         what is stored in the form's tables; the raw JSON keeps them). Submissions without a usable `_id`, or
         that the database refuses, are quarantined, never lost and never blocking (warehouse.load).
-        `found_by`: the mechanism that brought the page (recorded with each change in submission_history)."""
-        checked = check_page(submissions, dirty=dirty)
+        `found_by`: the mechanism that brought the page (recorded with each change in submission_history).
+        `raw`: what the server sent for each submission, when `submissions` were reshaped from it (ODK Central's
+        rows): kept as the raw JSON, and what tells an unchanged submission."""
+        checked = check_page(submissions, dirty=dirty, raw=raw)
         with gc_paused():  # a page makes ~100k rows and values that are not garbage; see common.gcpause
             return self._guard(lambda: self._load(form, checked, watermark, run_id, found_by),
                                f"store a page of submissions of form {form.key}")
@@ -737,15 +752,19 @@ class Warehouse:
                               history_denied_at=_as_datetime(row.history_denied_at))
         return self._guard(go, "read the sweep's state")
 
-    def record_sync(self, key: str, *, swept: bool, full: bool = False, marks: SweepMarks | None = None) -> None:
+    def record_sync(self, key: str, *, swept: bool, full: bool = False, marks: SweepMarks | None = None,
+                    source_state: Mapping[str, Any] | None = None) -> None:
         """Count a sync towards the next sweep, or record a sweep (`full`: every submission was compared) with
-        what it leaves for the next one (`marks`); written only when the run succeeded."""
+        what it leaves for the next one (`marks`), and what the source keeps between runs (`source_state`, e.g.
+        an ETag); written only when the run succeeded."""
         def go() -> None:
             now = utcnow()
             with self.engine.begin() as conn:
                 st = bk.sync_state
                 values: dict[str, Any] = ({"last_sweep_at": now, "syncs_since_sweep": 0} if swept
                                           else {"syncs_since_sweep": sa.func.coalesce(st.c.syncs_since_sweep, 0) + 1})
+                if source_state is not None:
+                    values["source_state"] = orjson.dumps(dict(source_state)).decode() if source_state else None
                 if swept and full:
                     values["last_full_sweep_at"] = now
                 if marks is not None:
