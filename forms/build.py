@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import FormBuildError
-from forms.source import XLSFormSource, source_paths, stamp_version, to_xlsx
+from forms.source import XLSFormSource, source_paths, stamp_version, to_xlsx, with_sensitive_binds
 from forms.types import parse_type
 
 _ROW_REF = re.compile(r"\[row\s*:\s*(\d+)\]")
@@ -149,7 +149,7 @@ def compile_source(path: Path, *, validate: bool = True, lint: bool = True) -> C
         if findings:
             listed = "\n".join(f"  - {f}" for f in findings)
             raise FormBuildError(f"{path.name}: {len(findings)} finding(s) of the form linter:\n{listed}")
-    source = stamp_version(source)
+    source = with_sensitive_binds(stamp_version(source))
     xlsx = to_xlsx(source)
     xform, warnings = compile_xform(source, xlsx, validate=validate)
     return CompiledForm(name=path.stem, source=source, xlsx=xlsx, xform=xform, warnings=warnings)

@@ -198,6 +198,36 @@ def stamp_version(source: XLSFormSource, *, today: dt.date | None = None) -> XLS
     return XLSFormSource(path=source.path, sheets=sheets)
 
 
+AMINA_NAMESPACE = 'amina="https://amina-sync.org/xforms"'
+SENSITIVE_BIND = "bind::amina:sensitive"
+
+
+def with_sensitive_binds(source: XLSFormSource) -> XLSFormSource:
+    """The source with its `amina::sensitive` marks also as a bind attribute (`bind::amina:sensitive`, in the
+    `amina` namespace the settings declare), so the XForm itself says which questions are personal data: pyxform
+    drops custom columns, and ODK Central serves only the XForm (forms.xform reads the attribute back)."""
+    survey = source.sheets.get("survey")
+    marked = [r for r in survey.rows if _truthy_cell(r.cells.get("amina::sensitive"))] if survey else []
+    if survey is None or not marked or SENSITIVE_BIND in survey.header:
+        return source
+    sheets = dict(source.sheets)
+    sheets["survey"] = Sheet(name=survey.name, header=[*survey.header, SENSITIVE_BIND], rows=[
+        replace(r, cells={**r.cells, SENSITIVE_BIND: "yes"}) if r in marked else r for r in survey.rows])
+    settings = source.sheets.get("settings")
+    rows = settings.rows if settings is not None and settings.rows else [SheetRow({}, 0, 2)]
+    declared = rows[0].cells.get("namespaces", "")
+    if "amina=" not in declared:
+        header = settings.header if settings is not None else []
+        header = header if "namespaces" in header else [*header, "namespaces"]
+        first = replace(rows[0], cells={**rows[0].cells, "namespaces": f"{declared} {AMINA_NAMESPACE}".strip()})
+        sheets["settings"] = Sheet(name="settings", header=header, rows=[first, *rows[1:]])
+    return XLSFormSource(path=source.path, sheets=sheets, notes=list(source.notes))
+
+
+def _truthy_cell(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("yes", "true", "true()", "1", "y")
+
+
 def to_xlsx(source: XLSFormSource) -> bytes:
     """The workbook a data manager uploads to KoBo: one worksheet per sheet, no blank rows, every cell text
     (a label starting with '=' stays a label, never a formula a spreadsheet would run and pyxform read as

@@ -21,8 +21,10 @@ body controls, the itext translations, the choice lists — and `schema_from_xfo
 The bookkeeping under `meta/` (`instanceID`, `instanceName`, `deprecatedID`) is not a question: like the KoBo
 path, the schema leaves it out of `fields` (the warehouse keeps the instance id as a system column); the
 `XForm` tree has it (`XForm.instance_id_path`). pyxform does not carry custom columns such as
-`amina::sensitive` into the XForm, so a Central form's personal data is named by the caller (`sensitive`, a
-set of paths or names, from the config's `sensitive = [...]`), exactly as for a KoBo form without the column.
+`amina::sensitive` into the XForm; our build therefore writes the mark as a bind attribute too
+(`amina:sensitive="yes"`, forms.source.with_sensitive_binds), which is read here. For other forms, personal
+data is named by the caller (`sensitive`, a set of paths or names, from the config's `sensitive = [...]`),
+exactly as for a KoBo form without the column.
 
 An XForm is outside input: it is parsed with defusedxml (no DTDs, no entity expansion, nothing external), and
 anything unreadable is a `FormBuildError` that says where.
@@ -518,7 +520,8 @@ class _SchemaWalk:
 
     def _node(self, node: XNode, *, repeat: str | None, sensitive: bool, top: bool = False) -> None:
         self.position += 1
-        flag = sensitive or node.path in self.sensitive or node.name in self.sensitive
+        flag = (sensitive or node.path in self.sensitive or node.name in self.sensitive
+                or (node.bind.get("sensitive") or "").strip().lower() in ("yes", "true", "true()", "1"))
         if node.kind == "field":
             if node.path not in BOOKKEEPING:
                 self._field(node, repeat, flag)
