@@ -114,11 +114,15 @@ def test_programme_forms_agree_with_from_content(path: Path) -> None:
     assert {f.kind for f in central.fields} >= {Kind.SELECT_ONE, Kind.TEXT, Kind.DATETIME}
 
 
-def test_sensitive_marks_come_from_the_caller_and_spread_through_groups() -> None:
+def test_sensitive_marks_travel_in_the_xform_and_from_the_caller_spread_through_groups() -> None:
     compiled = compile_source(Path("forms/sources/vot_screening.md").resolve(), validate=False, lint=False)
-    unmarked = FormSchema.from_xform(compiled.xform)
-    assert unmarked.sensitive_paths == ()  # pyxform does not carry amina::sensitive into the XForm
-    marked = FormSchema.from_xform(compiled.xform, sensitive={"profile", "gps"})
+    kobo = FormSchema.from_content(to_content(compiled.source))
+    from_binds = FormSchema.from_xform(compiled.xform)  # our build writes amina:sensitive on each marked bind
+    assert 'amina:sensitive="yes"' in compiled.xform and set(from_binds.sensitive_paths) == set(kobo.sensitive_paths)
+    plain = compiled.xform.replace('amina:sensitive="yes"', "")  # an XForm not built by us has no such marks
+    unmarked = FormSchema.from_xform(plain)
+    assert unmarked.sensitive_paths == ()
+    marked = FormSchema.from_xform(plain, sensitive={"profile", "gps"})
     assert set(marked.sensitive_paths) == {f.path for f in unmarked.fields if f.path.startswith("profile/")} | {
         "location/gps"}
 
