@@ -47,6 +47,12 @@ TEXT: dict[str, dict[str, str]] = {
                               "التقرير.",
                         "ckb": "فۆرمی {form} لە کۆگاکەدا پرسیاری {question}ی تێدا نییە، بۆیە ئەم بەشەی ڕاپۆرتەکە "
                                "لابراوە."},
+    "combined": {"en": "{form} is counted from {n} synced forms together (tables {tables}): the same form on "
+                        "several servers or projects.",
+                 "ar": "تُحتسب {form} من {n} استمارات مُزامَنة معًا (الجداول {tables}): الاستمارة نفسها على عدة "
+                       "خوادم أو مشاريع.",
+                 "ckb": "{form} لە {n} فۆرمی هاوکاتکراو پێکەوە دەژمێردرێت (خشتەکانی {tables}): هەمان فۆرم لەسەر "
+                        "چەند ڕاژەکار یان پرۆژەیەک."},
     "no_data": {"en": "Nothing recorded in this period.", "ar": "لم يُسجَّل شيء في هذه الفترة.",
                 "ckb": "لەم ماوەیەدا هیچ تۆمار نەکراوە."},
     "table": {"en": "The figures as a table", "ar": "الأرقام في جدول", "ckb": "ژمارەکان لە خشتەیەکدا"},

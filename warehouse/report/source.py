@@ -10,6 +10,7 @@ report keeps working when assets are identified differently.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ from warehouse import bookkeeping as bk
 from warehouse.store import Warehouse
 from warehouse.views import view_name
 
+log = logging.getLogger(__name__)
+ID_COLUMNS = ("_id", "_submission_id", "_duplicate_of")  # numbered per server: prefixed when forms are combined
 _analyst = sa.MetaData()  # the dictionary as the analysts read it (on SQLite the schema maps to the main database)
 FIELDS = bk.fields.to_metadata(_analyst, schema=bk.ANALYST_SCHEMA)
 FIELD_LABELS = bk.field_labels.to_metadata(_analyst, schema=bk.ANALYST_SCHEMA)
@@ -81,6 +84,11 @@ class Form:
     tables: list[str]
     questions: dict[str, Question]
     _labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # when several synced forms share this form_id (a KoBo asset and its ODK Central twin, or one per server):
+    # the tables of each, read together (see Source.form), and the other forms' keys and choice lists
+    unions: dict[str, str] = field(default_factory=dict)
+    others: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (key, {question: its choice list})
+    combined: list[str] = field(default_factory=list)  # the submission tables counted together, this one first
 
     def question(self, name: str) -> Question:
         try:
@@ -92,7 +100,10 @@ class Form:
         return all(n in self.questions for n in names)
 
     def view(self, table: str) -> str:
-        """The quoted name of a table's current-submissions view."""
+        """The quoted name of a table's current-submissions view; for a form synced from several assets, a
+        parenthesised query reading them all (callers always give it an alias)."""
+        if table in self.unions:
+            return f"({self.unions[table]})"
         return self.source.view(view_name(table))
 
     def col(self, name: str, alias: str | None = None) -> str:
@@ -105,7 +116,12 @@ class Form:
         question = self.question(name)
         if not question.choice_list:
             return {}
-        return self.source.choice_labels(self.key, question.choice_list, lang)
+        labels = self.source.choice_labels(self.key, question.choice_list, lang)
+        for key, lists in self.others:  # codes only another asset's version has, after this one's
+            if name in lists:
+                for code, label in self.source.choice_labels(key, lists[name], lang).items():
+                    labels.setdefault(code, label)
+        return labels
 
     def label(self, name: str, lang: str) -> str:
         """A question's own label in `lang` (falling back as choice labels do)."""
@@ -156,28 +172,121 @@ class Source:
                                  f"views: {reason}") from exc
 
     def form(self, form_id: str) -> Form | None:
-        """The form with this XLSForm form_id, or None when the warehouse has none."""
-        try:
-            key, root = self.warehouse.find_form(form_id)
-            tables = [t for t, _kind, _parent in self.warehouse.tables_of(key)]
-        except (WarehouseError, ConfigError):  # no such form in this warehouse
+        """The form with this XLSForm form_id, or None when the warehouse has none.
+
+        Several synced assets may share a form_id: the same form on KoBo and on ODK Central while a programme
+        moves, or one per server. Their submissions are counted together: the most recently synced asset is
+        the reference (its questions, labels and table names); each of its tables is read as a UNION ALL of
+        the matching table of every asset (matched by question path; a question another version lacks reads
+        as NULL there), with submission ids prefixed by the asset's position so that they never meet."""
+        parts = self._parts(form_id)
+        if not parts:
             return None
+        (key, root, tables), *rest = parts
+        fields = self._fields(tables)
+        questions: dict[str, Question] = {}
+        for r in fields:
+            if r.sensitive or r.part or r.name in questions:  # personal data never; geopoints and repeats of a name
+                continue
+            questions[r.name] = Question(r.name, r.path, r.table_name, r.column_name, r.choice_list, r.bridge_table)
+        form = Form(self, form_id, key, root, tables, questions)
+        if rest:
+            self._combine(form, fields, parts)
+        return form
+
+    def _parts(self, form_id: str) -> list[tuple[str, str, list[str]]]:
+        """(asset key, submission table, its tables) of each asset with this form_id, most recently synced
+        first; a form found by another name (`Warehouse.find_form`) when none has it as form_id."""
+        f = bk.forms
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(sa.select(f.c.asset_key, f.c.table_name, f.c.last_synced_at)
+                                     .where(f.c.form_id == form_id)).all()
+            if not found:
+                key, root = self.warehouse.find_form(form_id)
+                found = [(key, root, None)]
+        except (WarehouseError, ConfigError):  # no such form in this warehouse
+            return []
+        except SQLAlchemyError as exc:
+            raise WarehouseError(f"warehouse {self.warehouse.safe_url}: cannot read which forms are synced: "
+                                 f"{str(getattr(exc, 'orig', exc)).splitlines()[0][:200]}") from exc
+        oldest = dt.datetime.min
+        found = sorted(found, key=lambda r: (r[2] or oldest, r[0]), reverse=True)
+        return [(key, root, [t for t, _kind, _parent in self.warehouse.tables_of(key)]) for key, root, _ in found]
+
+    def _fields(self, tables: list[str]) -> Sequence[sa.Row]:
         f = FIELDS
         try:
             with self.engine.connect() as conn:
-                found = conn.execute(
+                return conn.execute(
                     sa.select(f.c.name, f.c.path, f.c.table_name, f.c.column_name, f.c.choice_list,
                               f.c.bridge_table, f.c.sensitive, f.c.part)
                     .where(f.c.table_name.in_(tables)).order_by(f.c.position)).all()
         except SQLAlchemyError as exc:
             raise WarehouseError(f"warehouse {self.warehouse.safe_url}: cannot read the data dictionary: "
                                  f"{str(getattr(exc, 'orig', exc)).splitlines()[0][:200]}") from exc
-        questions: dict[str, Question] = {}
-        for r in found:
-            if r.sensitive or r.part or r.name in questions:  # personal data never; geopoints and repeats of a name
-                continue
-            questions[r.name] = Question(r.name, r.path, r.table_name, r.column_name, r.choice_list, r.bridge_table)
-        return Form(self, form_id, key, root, tables, questions)
+
+    def _view_columns(self, table: str) -> dict[str, type]:
+        """{column: its Python type, or object when unknown} of a table's current-submissions view."""
+        schema = bk.ANALYST_SCHEMA if self.warehouse.has_schemas else None
+        with self.engine.connect() as conn:
+            columns = sa.inspect(conn).get_columns(view_name(table), schema=schema)
+        out: dict[str, type] = {}
+        for c in columns:
+            try:
+                out[c["name"]] = c["type"].python_type
+            except NotImplementedError:
+                out[c["name"]] = object
+        return out
+
+    def _combine(self, form: Form, fields: Sequence[sa.Row], parts: list[tuple[str, str, list[str]]]) -> None:
+        """Fill `form.unions`: each reference table read from every asset that has its match."""
+        q = self.quote
+        # per asset: {reference table: its table}, {(reference table, reference column): its column}
+        matches: list[tuple[dict[str, str], dict[tuple[str, str], str]]] = [({t: t for t in form.tables}, {})]
+        for key, root, tables in parts[1:]:
+            rows = self._fields(tables)
+            by_path = {(r.path, r.part): r for r in rows}
+            table_of = {form.root: root}
+            for ref in fields:
+                if (mine := by_path.get((ref.path, ref.part))) is not None:
+                    table_of.setdefault(ref.table_name, mine.table_name)
+                    if ref.bridge_table and mine.bridge_table:
+                        table_of.setdefault(ref.bridge_table, mine.bridge_table)
+            matches.append((table_of, {(ref.table_name, ref.column_name): mine.column_name for ref in fields
+                                       if (mine := by_path.get((ref.path, ref.part))) is not None
+                                       and mine.table_name == table_of.get(ref.table_name)}))
+            form.others.append((key, {r.name: r.choice_list for r in rows if r.choice_list}))
+        reference_tables = [form.root, *[t for t in form.tables if t != form.root]]
+        question_columns = {(r.table_name, r.column_name) for r in fields}
+        for table in reference_tables:
+            wanted = self._view_columns(table)
+            selects = []
+            for index, (table_of, column_map) in enumerate(matches):
+                theirs = table if index == 0 else table_of.get(table)
+                if theirs is None:
+                    continue
+                have = wanted if index == 0 else self._view_columns(theirs)
+                columns = []
+                for column, kind in wanted.items():
+                    if index == 0 or (table, column) not in question_columns:
+                        source_column = column if column in have else None
+                    else:
+                        source_column = column_map.get((table, column))
+                    if source_column is not None and have.get(source_column, kind) is not kind \
+                            and kind is not object and have.get(source_column) is not object:
+                        log.warning("report: %s.%s is stored as another type in %s; read as empty there",
+                                    table, column, theirs)
+                        source_column = None
+                    if source_column is None:
+                        columns.append(f"NULL AS {q(column)}")
+                    elif column in ID_COLUMNS:
+                        columns.append(f"'{index}:' || CAST({q(source_column)} AS TEXT) AS {q(column)}")
+                    else:
+                        columns.append(f"{q(source_column)} AS {q(column)}")
+                selects.append(f"SELECT {', '.join(columns)} FROM {self.view(view_name(theirs))}")
+            form.unions[table] = " UNION ALL ".join(selects)
+        form.combined = [root for _key, root, _tables in parts]
 
     def choice_labels(self, key: str, list_name: str, lang: str) -> dict[str, str]:
         lists = self._choices.get(key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from warehouse.report.figures.common import categories, count_figure, key_of, measures_figure, months
+from warehouse.report.figures.common import categories, combined_notes, count_figure, key_of, measures_figure, months
 from warehouse.report.language import Language
 from warehouse.report.model import Category, Cell, Chart, Headline, Section
 from warehouse.report.source import Period, Source
@@ -21,7 +21,8 @@ def awareness_section(source: Source, lang: Language, period: Period) -> Section
     if form is None:
         section.missing.append(FORM_ID)
         return section
-    view = form.view(form.root)
+    section.notes += combined_notes(form, lang)
+    view = form.view(form.root) + " a"
     params: dict[str, Any] = {}
     when = period.where(form.col("session_date"), params)
     total, gov, month = form.col("total"), form.col("governorate"), source.month(form.col("session_date"))

@@ -14,6 +14,13 @@ NO_ANSWER = "__no_answer__"  # the key of the row of NULLs
 TOTAL = "__total__"
 
 
+def combined_notes(form: Form, lang: Language) -> list[str]:
+    """A note saying that a form's figures add up several synced forms, when they do."""
+    if len(form.combined) < 2:
+        return []
+    return [lang.t("combined", form=form.form_id, n=lang.number(len(form.combined)), tables=", ".join(form.combined))]
+
+
 def key_of(value: Any) -> str:
     return NO_ANSWER if value is None or value == "" else str(value)
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from warehouse.report.figures.common import NO_ANSWER, as_date, categories, count_figure, counts, key_of, months
+from warehouse.report.figures.common import (
+    NO_ANSWER,
+    as_date,
+    categories,
+    combined_notes,
+    count_figure,
+    counts,
+    key_of,
+    months,
+)
 from warehouse.report.language import Language
 from warehouse.report.model import Category, Cell, Chart, Figure, Headline, Section
 from warehouse.report.source import Form, Period, Source
@@ -31,10 +40,12 @@ def screening_section(source: Source, lang: Language, period: Period, threshold:
     if screening is None:
         section.missing.append(SCREENING)
     else:
+        section.notes += combined_notes(screening, lang)
         _screening(source, screening, lang, period, section)
     if assistance is None:
         section.missing.append(ASSISTANCE)
     else:
+        section.notes += combined_notes(assistance, lang)
         _assistance(source, assistance, lang, period, section, threshold)
     return section
 

@@ -10,6 +10,7 @@ from warehouse.report.figures.common import (
     NO_ANSWER,
     as_date,
     categories,
+    combined_notes,
     count_figure,
     counts,
     key_of,
@@ -30,6 +31,7 @@ def training_section(source: Source, lang: Language, period: Period) -> Section:
     if form is None:
         section.missing.append(FORM_ID)
         return section
+    section.notes += combined_notes(form, lang)
     people = form.question("sex").table
     checks = form.question("pre_score").table
     q = source.quote
