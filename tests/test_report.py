@@ -335,7 +335,7 @@ def test_freshness_flags_failing_and_stale_syncs(demo, tmp_path):
         f"SELECT sum(CASE WHEN _validation_status IS NULL OR _validation_status = 'validation_status_on_hold' "
         f"THEN 1 ELSE 0 END), sum(CASE WHEN _validation_status = 'validation_status_not_approved' THEN 1 ELSE 0 END) "
         f"FROM {sql.v('vot_screening_current')}")[0]
-    stored = sql.rows("SELECT count(*) FROM vot_screening WHERE _deleted_at IS NULL")[0][0]
+    stored = sql.rows(f"SELECT count(*) FROM {sql.v('vot_screening_current')}")[0][0]
     assert (number(rows["vot_screening"]["awaiting"]), number(rows["vot_screening"]["rejected"])) == \
         (awaiting, rejected) and rejected == 7
     assert number(rows["vot_screening"]["stored"]) == stored
@@ -394,6 +394,29 @@ def test_cli_errors_are_one_line_with_their_exit_status(tmp_path):
     broken.write_bytes(b"this is not a database" * 100)
     out = cli("--db", str(broken), "--out", str(tmp_path / "r.html"))
     assert out.returncode == 5 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_the_analyst_role_makes_the_same_report(postgres_server, tmp_path):
+    """amina_analyst may read the analyst schema and nothing else (test_warehouse proves the refusals): its
+    report, by the API and by the CLI, is the owner's, freshness included."""
+    url = postgres_server.create_database(f"report{next(_dbs)}")
+    owner = demo_warehouse(url, submissions=100)
+    owner.grant_analyst()
+    analyst_url = url.replace("//amina@", "//amina_analyst@")
+    analyst = Warehouse(analyst_url, create=False)
+    try:
+        with analyst.engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            conn.execute(sa.text('SELECT count(*) FROM public."sync_runs"'))
+        mine, theirs = build_report(owner, ReportOptions()), build_report(analyst, ReportOptions())
+        assert repr(theirs.sections) == repr(mine.sections)  # cells compare by identity: compare what they hold
+        assert theirs.freshness == mine.freshness
+        assert len(theirs.freshness) == 4 and any(f.cells for s in theirs.sections for f in s.figures)
+        done = cli("--db", analyst_url, "--lang", "ar", "--out", str(tmp_path / "analyst.html"))
+        assert done.returncode == 0, done.stderr
+        assert len(read_page(tmp_path / "analyst.html").freshness) == 4
+    finally:
+        analyst.dispose()
+        owner.dispose()
 
 
 # -- the page in a browser -------------------------------------------------------------------------------------

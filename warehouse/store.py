@@ -145,7 +145,13 @@ class Warehouse:
         self._bulk = BulkInserts(engine.dialect, schemas=self.has_schemas)
         if not create and path is None:
             self._guard(self._require_bookkeeping, "open the warehouse")
-        self._guard(self._create_bookkeeping, "create the bookkeeping tables")
+        try:
+            self._guard(self._create_bookkeeping, "create the bookkeeping tables")
+        except WarehouseError as exc:
+            if create or not _permission_denied(exc.__cause__):
+                raise
+            # a role that may only read (amina_analyst reading the analyst schema): the warehouse is read as it is
+            log.debug("%s: this role may not migrate the warehouse; reading it as it is", self.safe_url)
 
     def _require_bookkeeping(self) -> None:
         with self.engine.connect() as conn:
@@ -933,6 +939,11 @@ class Warehouse:
         with self.engine.connect() as conn:
             return [(r.table_name, r.kind, r.parent_table) for r in conn.execute(
                 sa.select(ft).where(ft.c.asset_key == key).order_by(ft.c.position))]
+
+
+def _permission_denied(exc: BaseException | None) -> bool:
+    """Whether a database error is PostgreSQL's 'insufficient privilege' (SQLSTATE 42501)."""
+    return getattr(getattr(exc, "orig", exc), "sqlstate", None) == "42501"
 
 
 def _q(conn: sa.Connection, name: str) -> str:

@@ -1,34 +1,42 @@
-"""Where the report reads: the analysts' views and the data dictionary, nothing else.
+"""Where the report reads: the analyst schema only (its views and its mirror of the dictionary), so that the
+`amina_analyst` role, refused everything else, can make it.
 
-A form is found by its XLSForm form_id (`Warehouse.find_form`); its questions by their XLSForm names
-in `fields`; its rows through the `<table>_current` views (on PostgreSQL in the schema `analyst`),
-and the labels of its choices and questions in `choices` and `field_labels`. The asset key column of
-the dictionary tables is never named here (it is the first column of their primary key), so the
-report keeps working when assets are identified differently.
+A form is found by its XLSForm form_id in `forms` (several assets may share one: see `Source.form`); its
+questions by their XLSForm names in `fields`; its rows through the `<table>_current` views (on PostgreSQL
+in the schema `analyst`), and the labels of its choices and questions in `choices` and `field_labels`; the
+freshness of each form from `forms` and `sync_runs`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from common.errors import ConfigError, WarehouseError
+from common.errors import WarehouseError
 from warehouse import bookkeeping as bk
 from warehouse.store import Warehouse
 from warehouse.views import view_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 ID_COLUMNS = ("_id", "_submission_id", "_duplicate_of")  # numbered per server: prefixed when forms are combined
 _analyst = sa.MetaData()  # the dictionary as the analysts read it (on SQLite the schema maps to the main database)
+FORMS = bk.forms.to_metadata(_analyst, schema=bk.ANALYST_SCHEMA)
+SYNC_RUNS = bk.sync_runs.to_metadata(_analyst, schema=bk.ANALYST_SCHEMA)
 FIELDS = bk.fields.to_metadata(_analyst, schema=bk.ANALYST_SCHEMA)
 FIELD_LABELS = bk.field_labels.to_metadata(_analyst, schema=bk.ANALYST_SCHEMA)
 CHOICES = bk.choices.to_metadata(_analyst, schema=bk.ANALYST_SCHEMA)
+
+
+def _when(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A timestamp as the database gives it (SQLite: text) as a datetime."""
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _asset_column(table: sa.Table) -> sa.Column:
@@ -183,7 +191,7 @@ class Source:
         if not parts:
             return None
         (key, root, tables), *rest = parts
-        fields = self._fields(tables)
+        fields = self._fields(key)
         questions: dict[str, Question] = {}
         for r in fields:
             if r.sensitive or r.part or r.name in questions:  # personal data never; geopoints and repeats of a name
@@ -195,36 +203,69 @@ class Source:
         return form
 
     def _parts(self, form_id: str) -> list[tuple[str, str, list[str]]]:
-        """(asset key, submission table, its tables) of each asset with this form_id, most recently synced
-        first; a form found by another name (`Warehouse.find_form`) when none has it as form_id."""
-        f = bk.forms
-        try:
-            with self.engine.connect() as conn:
-                found = conn.execute(sa.select(f.c.asset_key, f.c.table_name, f.c.last_synced_at)
-                                     .where(f.c.form_id == form_id)).all()
-            if not found:
-                key, root = self.warehouse.find_form(form_id)
-                found = [(key, root, None)]
-        except (WarehouseError, ConfigError):  # no such form in this warehouse
+        """(asset key, submission table, its tables) of each asset with this form_id (else this table name, else
+        this asset name), most recently synced first."""
+        f = FORMS
+        found = self._read(lambda conn: conn.execute(sa.select(
+            f.c.asset_key, f.c.table_name, f.c.form_id, f.c.name, f.c.last_synced_at)).all(),
+            "which forms are synced")
+        for by in ("form_id", "table_name", "name"):
+            hits = [r for r in found if getattr(r, by) == form_id]
+            if hits:
+                break
+        else:
             return []
-        except SQLAlchemyError as exc:
-            raise WarehouseError(f"warehouse {self.warehouse.safe_url}: cannot read which forms are synced: "
-                                 f"{str(getattr(exc, 'orig', exc)).splitlines()[0][:200]}") from exc
         oldest = dt.datetime.min
-        found = sorted(found, key=lambda r: (r[2] or oldest, r[0]), reverse=True)
-        return [(key, root, [t for t, _kind, _parent in self.warehouse.tables_of(key)]) for key, root, _ in found]
+        hits.sort(key=lambda r: (_when(r.last_synced_at) or oldest, r.asset_key), reverse=True)
+        return [(r.asset_key, r.table_name, self._tables(r.asset_key, r.table_name)) for r in hits]
 
-    def _fields(self, tables: list[str]) -> Sequence[sa.Row]:
+    def _tables(self, key: str, root: str) -> list[str]:
+        """A form's tables that hold answers, its submission table first (from the dictionary)."""
+        out = [root]
+        for r in self._fields(key):
+            for table in (r.table_name, r.bridge_table):
+                if table and table not in out:
+                    out.append(table)
+        return out
+
+    def _fields(self, key: str) -> Sequence[sa.Row]:
         f = FIELDS
+        return self._read(lambda conn: conn.execute(
+            sa.select(f.c.name, f.c.path, f.c.table_name, f.c.column_name, f.c.choice_list,
+                      f.c.bridge_table, f.c.sensitive, f.c.part)
+            .where(_asset_column(f) == key).order_by(f.c.position)).all(), "the data dictionary")
+
+    def _read(self, query: Callable[[sa.Connection], T], what: str) -> T:
         try:
             with self.engine.connect() as conn:
-                return conn.execute(
-                    sa.select(f.c.name, f.c.path, f.c.table_name, f.c.column_name, f.c.choice_list,
-                              f.c.bridge_table, f.c.sensitive, f.c.part)
-                    .where(f.c.table_name.in_(tables)).order_by(f.c.position)).all()
+                return query(conn)
         except SQLAlchemyError as exc:
-            raise WarehouseError(f"warehouse {self.warehouse.safe_url}: cannot read the data dictionary: "
+            raise WarehouseError(f"warehouse {self.warehouse.safe_url}: cannot read {what}: "
                                  f"{str(getattr(exc, 'orig', exc)).splitlines()[0][:200]}") from exc
+
+    def synced_forms(self) -> list[tuple[str, str, str]]:
+        """(asset key, form name, submission table) of every synced form, by name."""
+        f = FORMS
+        return [(r.asset_key, r.name, r.table_name) for r in self._read(lambda conn: conn.execute(
+            sa.select(f.c.asset_key, f.c.name, f.c.table_name).order_by(f.c.name, f.c.asset_key)).all(),
+            "which forms are synced")]
+
+    def runs(self) -> dict[str, tuple[str | None, dt.datetime | None, str | None]]:
+        """Per asset key: (status of its last run, when its last successful run finished, the error of its last
+        failed or abandoned run), from the sync runs the analysts may read."""
+        r = SYNC_RUNS
+        found = self._read(lambda conn: conn.execute(
+            sa.select(r.c.asset_key, r.c.status, r.c.finished_at, r.c.error).order_by(r.c.run_id)).all(),
+            "the sync runs")
+        out: dict[str, tuple[str | None, dt.datetime | None, str | None]] = {}
+        for key, status, finished, error in found:
+            _last, success, failure = out.get(key, (None, None, None))
+            if status == "ok":
+                success = _when(finished) or success
+            if status in ("failed", "abandoned"):
+                failure = error
+            out[key] = (status, success, failure)
+        return out
 
     def _view_columns(self, table: str) -> dict[str, type]:
         """{column: its Python type, or object when unknown} of a table's current-submissions view."""
@@ -244,8 +285,8 @@ class Source:
         q = self.quote
         # per asset: {reference table: its table}, {(reference table, reference column): its column}
         matches: list[tuple[dict[str, str], dict[tuple[str, str], str]]] = [({t: t for t in form.tables}, {})]
-        for key, root, tables in parts[1:]:
-            rows = self._fields(tables)
+        for key, root, _tables in parts[1:]:
+            rows = self._fields(key)
             by_path = {(r.path, r.part): r for r in rows}
             table_of = {form.root: root}
             for ref in fields:
