@@ -109,6 +109,35 @@ def _server_from_flags(server: str, kind: str, token_env: str | None, project: i
     return parse_server("cli", normalize_server_url(server), table, "flags")
 
 
+def _publish_target(server: str, kind: str | None, token_env: str | None, project: int | None,
+                    email_env: str | None, password_env: str | None, db: str | None,
+                    config: str | None) -> tuple[Any, str]:
+    """(ServerConfig, warehouse) for `forms publish`: --server a URL described by the flags, or the name of a
+    config's server (its kind, URL and credentials; --project may choose another Central project)."""
+    import dataclasses
+
+    if "://" in server:
+        return _server_from_flags(server, kind or "kobo", token_env, project, email_env, password_env), db or "amina.db"
+    from amina.config import load_config
+
+    cfg = load_config(config)
+    if server not in cfg.servers:
+        raise ConfigError(f"--server: '{server}' is neither a web address nor a server of {cfg.path} "
+                          f"(servers: {', '.join(sorted(cfg.servers))})")
+    given = [flag for flag, value in (("--kind", kind), ("--token-env", token_env), ("--email-env", email_env),
+                                      ("--password-env", password_env)) if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: server '{server}' is described by {cfg.path}; change it there")
+    settings = cfg.servers[server]
+    if project is not None:
+        if project < 1:
+            raise ConfigError(f"--project: '{project}' is not the number of a project (1, 2, …)")
+        if settings.kind != "central":
+            raise ConfigError(f"--project: server '{server}' is {settings.kind}, which has no projects")
+        settings = dataclasses.replace(settings, project=project)
+    return settings, db or cfg.warehouse_url
+
+
 def _open_existing(target: str) -> Any:
     from warehouse.store import Warehouse
 
@@ -182,20 +211,24 @@ def forms_lint(
 @forms_app.command("publish")
 def forms_publish(
     name: str = typer.Argument(..., metavar="FORM", help="Form name (e.g. vot_screening) or a .md source path."),
-    server: str = typer.Option(..., "--server", metavar="URL",
-                               help="KoBo or ODK Central server, e.g. https://kf.kobotoolbox.org"),
-    kind: str = typer.Option("kobo", "--kind", metavar="kobo|central", help=KIND_HELP),
+    server: str = typer.Option(..., "--server", metavar="URL|NAME",
+                               help="KoBo or ODK Central server, e.g. https://kf.kobotoolbox.org, or the NAME of "
+                                    "a [servers.NAME] table of the config file."),
+    kind: str = typer.Option(None, "--kind", metavar="kobo|central", show_default="kobo", help=KIND_HELP),
     asset: str = typer.Option(None, "--asset", metavar="UID", help="KoBo: an existing asset to redeploy."),
     project: int = typer.Option(None, "--project", metavar="N", help=PROJECT_HELP),
     token_env: str = typer.Option(None, "--token-env", metavar="NAME",
                                   help="Environment variable holding the token (KoBo: default KOBO_TOKEN)."),
     email_env: str = typer.Option(None, "--email-env", metavar="NAME", help=EMAIL_HELP),
     password_env: str = typer.Option(None, "--password-env", metavar="NAME", help=PASSWORD_HELP),
-    db: str = typer.Option("amina.db", "--db", metavar="PATH|URL",
+    db: str = typer.Option(None, "--db", metavar="PATH|URL", show_default="the config's, else amina.db",
                            help="Warehouse where the form and its version are recorded."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check with ODK Validate first."),
     engine: bool = typer.Option(None, "--engine/--no-engine", show_default="when installed",
                                 help="Load the form in ODK Web Forms' engine first."),
+    config: str = typer.Option(None, "--config", metavar="FILE",
+                               help="Config file whose [servers.NAME] --server names (default: $AMINA_CONFIG, "
+                                    "else ./amina.toml)."),
 ) -> None:
     """Upload a form and deploy it (or a new version of it), then record it in the warehouse.
 
@@ -207,7 +240,7 @@ def forms_publish(
     from sync.publish import publish_form
     from warehouse.store import Warehouse
 
-    settings = _server_from_flags(server, kind, token_env, project, email_env, password_env)
+    settings, db = _publish_target(server, kind, token_env, project, email_env, password_env, db, config)
     if asset:
         if settings.kind != "kobo":
             raise ConfigError("--asset names a KoBo asset; an ODK Central form is found by its form id")

@@ -68,6 +68,28 @@ def test_a_central_project_from_the_config_syncs_and_reports_its_status(central,
     assert wrong.returncode == 4 and "Central answered 401" in wrong.stderr and "not it" not in wrong.stderr
 
 
+def test_a_form_is_published_to_a_server_the_config_names_then_synced(central, tmp_path, amina):
+    """`forms publish --server NAME` takes the kind, URL, project and credentials from the config, records
+    the form in the config's warehouse, and the config's sync then finds it."""
+    project = central.store.create_project("amina").id
+    config = config_for(tmp_path / "amina.toml", central, project, "vot_screening")
+    env = {"CENTRAL_EMAIL": central.email, "CENTRAL_PASSWORD": central.password}
+    done = amina("forms", "publish", "vot_screening", "--server", "odk", "--config", str(config), "--no-validate",
+                 "--no-engine", env=env)
+    assert done.returncode == 0, done
+    assert f"Central form {project}/vot_screening" in done.stdout and "w.db" in done.stdout
+    assert (tmp_path / "w.db").exists() and central.store.form(project, "vot_screening").published
+    assert amina("sync", "--config", str(config), env=env).returncode == 0
+    for args, message in (
+            (("--server", "elsewhere"), "'elsewhere' is neither a web address nor a server of"),
+            (("--server", "odk", "--kind", "kobo"), "--kind: server 'odk' is described by"),
+            (("--server", "odk", "--project", "0"), "--project: '0' is not the number of a project"),
+    ):
+        refused = amina("forms", "publish", "vot_screening", *args, "--config", str(config), "--no-validate",
+                        "--no-engine", env=env)
+        assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
+
+
 def test_a_config_names_central_secrets_by_their_variables_only(tmp_path, amina):
     config = tmp_path / "amina.toml"
     config.write_text('[servers.odk]\nkind = "central"\nurl = "https://central.example.org"\nproject = 2\n'
