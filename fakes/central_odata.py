@@ -248,26 +248,37 @@ class Service:
         opts = parse_options(params, root_table=table.repeat is None)
         tree = select_tree(opts.select, selectable(d.model, table)) if opts.select is not None else None
         subs = [s for s in default_order(form.submissions.values()) if opts.filter(system_values(s))]  # type: ignore[misc]
-        tag = etag(subs)
-        if if_none_match is not None and if_none_match == tag:
-            return Answer(304, headers={"ETag": tag})
         if opts.orderby:
             subs = _sort(subs, opts.orderby)
+        # Central hashes the events of the submissions of *this page* (after its skiptoken, $skip and $top; for a
+        # repeat table, of every selected submission): an ETag stands for the whole answer only when one page
+        # holds it (getODataSelectionEtag, lib/model/query/submissions.js)
+        tag = etag(self._paged(form, subs, opts) if table.repeat is None else subs)
+        if if_none_match is not None and if_none_match == tag:
+            return Answer(304, headers={"ETag": tag})
         if table.repeat is None:
             return self._submissions(form, d, subs, opts, tree, path, raw_params, tag)
         rows = [r for s in subs for r in self.rows(d, s).tables.get(table.name, [])]
         return self._repeat_rows(form, table, rows, opts, tree, path, raw_params, tag)
 
-    def _submissions(self, form: Form, d: FormDef, subs: list[Submission], opts: Options, tree: Any, path: str,
-                     raw_params: Sequence[tuple[str, str]], tag: str) -> Answer:
-        total = len(subs)
-        rest = subs
+    @staticmethod
+    def _after_cursor(form: Form, subs: list[Submission], opts: Options) -> list[Submission]:
+        """The submissions after the $skiptoken's, or after the first $skip."""
         if opts.skiptoken is not None:
             cursor_id = opts.skiptoken.get("instanceId")
             cursor = form.submissions.get(cursor_id) if isinstance(cursor_id, str) else None
-            rest = [] if cursor is None else [s for s in subs if (s.created_at, s.id) < (cursor.created_at, cursor.id)]
-        elif opts.skip:
-            rest = subs[opts.skip:]
+            return [] if cursor is None else [s for s in subs
+                                              if (s.created_at, s.id) < (cursor.created_at, cursor.id)]
+        return subs[opts.skip:] if opts.skip else subs
+
+    def _paged(self, form: Form, subs: list[Submission], opts: Options) -> list[Submission]:
+        rest = self._after_cursor(form, subs, opts)
+        return rest if opts.top is None else rest[: opts.top]
+
+    def _submissions(self, form: Form, d: FormDef, subs: list[Submission], opts: Options, tree: Any, path: str,
+                     raw_params: Sequence[tuple[str, str]], tag: str) -> Answer:
+        total = len(subs)
+        rest = self._after_cursor(form, subs, opts)
         page = rest if opts.top is None else rest[: opts.top]
         # Central's "remaining" ignores an offset: with $skip a nextLink comes even on the last page (§5.1)
         remaining = (total if opts.skip and opts.skiptoken is None else len(rest)) - len(page)

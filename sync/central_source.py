@@ -11,7 +11,9 @@ nextLinks (re-based on our server: sync.central_client). Central answers newest 
 cannot be combined with an order (§5.3), so the watermark (the newest stamp stored) moves only once the
 last page is stored: a crash in between makes the next run read those pages again, which costs requests
 and stores nothing twice (rows are upserted by `_id`, an unchanged one not rewritten). The first page is
-asked with the ETag of the same question last time (§5.9): when nothing changed, the run is one 304.
+asked with the ETag of the same question last time (§5.9) when that answer fitted in one page: when nothing
+changed, the run is one 304. Central's ETag hashes only the rows of the page it answers (the newest `$top`),
+so an answer of several pages keeps no ETag: a 304 on its first page would say nothing of the rest.
 
 **The sweep** (sync.central_sweep): soft deletions by `__system/deletedAt`, and on the safety net's
 schedule a listing of every id, for purges (no trace after 30 days, §8) and restorations (which move no
@@ -160,7 +162,11 @@ class CentralSource:
         question = f"{path}?{sorted(params.items())}"
         etag = state.get("etag") if state.get("question") == question else None
         page = self.client.odata(path, params, etag=etag if isinstance(etag, str) else None)
-        self._keep = {"question": question, "etag": page.etag or (etag if page.not_modified else None)}
+        # Central's ETag hashes the rows of the page it answers, not the whole answer: it may stand for the
+        # question only when one page held every row (no nextLink), else a 304 would hide changes further on
+        whole = page.not_modified or not page.next
+        self._keep = {"question": question,
+                      "etag": (page.etag or (etag if page.not_modified else None)) if whole else None}
         if page.not_modified:
             yield DataPage([], None, 0)
             return
