@@ -259,6 +259,11 @@ def forms_publish(
                                     content=opened.deployed.definition, loading=False)
     finally:
         source.close()
+    if published.unchanged:
+        out.print(ok("unchanged", f"{path.stem}: version {opened.deployed.version} is already the one published "
+                                  f"as {source.label} form {opened.uid} on {source.server_url}; nothing sent; "
+                                  f"recorded in {db}"))
+        return
     verb = "redeployed" if published.redeployed else "deployed"
     out.print(ok(verb, f"{path.stem} as {source.label} form {opened.uid}, version {opened.deployed.version} on "
                        f"{source.server_url}; recorded in {db}"))

@@ -205,6 +205,9 @@ class CentralClient(ServerClient):
         self.request("POST", f"{self._form_path(project, xml_form_id)}/draft/publish",
                      params={"version": version} if version else None)
 
+    def delete_draft(self, project: int, xml_form_id: str) -> None:
+        self.request("DELETE", f"{self._form_path(project, xml_form_id)}/draft")
+
 
 
 def _json_object(resp: requests.Response, what: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ the new `version_id`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -88,6 +89,7 @@ class PublishedForm:
 
     form_id: str
     redeployed: bool
+    unchanged: bool = False  # this version was already the published one: nothing was sent
 
 
 def publish_form(source: Any, form: Any, *, asset_uid: str | None = None) -> PublishedForm:
@@ -108,12 +110,19 @@ def publish_central(client: Any, project: int, xform: str) -> PublishedForm:
     parsed = parse_xform(xform)
     form_id = check_xml_form_id(parsed.form_id)
     try:
-        client.form(project, form_id)
+        current = client.form(project, form_id)
     except KoboError as exc:
         if getattr(exc, "status", None) != 404:
             raise
         client.create_form(project, xform.encode("utf-8"), publish=True)
         return PublishedForm(form_id, redeployed=False)
+    if parsed.version and current.get("version") == parsed.version:
+        return PublishedForm(form_id, redeployed=False, unchanged=True)  # Central would refuse it (409.6)
     client.create_draft(project, form_id, xform.encode("utf-8"))
-    client.publish_draft(project, form_id)
+    try:
+        client.publish_draft(project, form_id)
+    except KoboError:
+        with contextlib.suppress(KoboError):  # leave the form as it was: no draft behind
+            client.delete_draft(project, form_id)
+        raise
     return PublishedForm(form_id, redeployed=True)

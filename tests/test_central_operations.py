@@ -80,6 +80,11 @@ def test_a_form_is_published_to_a_server_the_config_names_then_synced(central, t
     assert f"Central form {project}/vot_screening" in done.stdout and "w.db" in done.stdout
     assert (tmp_path / "w.db").exists() and central.store.form(project, "vot_screening").published
     assert amina("sync", "--config", str(config), env=env).returncode == 0
+    again = amina("forms", "publish", "vot_screening", "--server", "odk", "--config", str(config), "--no-validate",
+                  "--no-engine", env=env)  # the same version: Central would refuse it (409.6); nothing is sent
+    assert again.returncode == 0 and "is already the one published" in again.stdout, again
+    form = central.store.form(project, "vot_screening")
+    assert form.draft is None and len(form.published) == 1
     for args, message in (
             (("--server", "elsewhere"), "'elsewhere' is neither a web address nor a server of"),
             (("--server", "odk", "--kind", "kobo"), "--kind: server 'odk' is described by"),
@@ -88,6 +93,33 @@ def test_a_form_is_published_to_a_server_the_config_names_then_synced(central, t
         refused = amina("forms", "publish", "vot_screening", *args, "--config", str(config), "--no-validate",
                         "--no-engine", env=env)
         assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
+
+
+def test_a_version_central_refuses_leaves_no_draft_behind(central, tmp_path):
+    """Publishing again a version that is not the current one but was published before: Central refuses it
+    (409.6); the draft made for it is deleted, so the form is as it was."""
+    from common.errors import KoboRefused
+    from forms.build import compile_source
+    from forms.xform import parse_xform
+    from sync.publish import publish_central
+
+    project = central.store.create_project("amina").id
+    first = compile_source(HOUSEHOLD, validate=False, lint=False)
+    changed = tmp_path / "household.md"
+    changed.write_text(HOUSEHOLD.read_text(encoding="utf-8").replace("| Household survey | 3 |",
+                                                                     "| Household survey | 4 |"), encoding="utf-8")
+    second = compile_source(changed, validate=False, lint=False)
+    versions = [parse_xform(c.xform).version for c in (first, second)]
+    assert versions[0] != versions[1]
+    client = CentralClient(central.base_url, email=central.email, password=central.password)
+    assert not publish_central(client, project, first.xform).redeployed
+    assert publish_central(client, project, second.xform).redeployed
+    assert publish_central(client, project, second.xform).unchanged
+    with pytest.raises(KoboRefused, match="409"):
+        publish_central(client, project, first.xform)
+    form = central.store.form(project, "household")
+    assert form.draft is None and [d.version for d in form.published] == versions
+    client.close()
 
 
 def test_a_config_names_central_secrets_by_their_variables_only(tmp_path, amina):
