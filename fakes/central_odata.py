@@ -29,8 +29,8 @@ from fakes.central_rows import Converter, Rows
 
 OPTIONS = ("$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken", "$orderby",
            "$search")
-SYSTEM_KEYS = ("submissionDate", "updatedAt", "deletedAt", "submitterId", "submitterName", "attachmentsPresent",
-               "attachmentsExpected", "status", "reviewState", "deviceId", "edits", "formVersion")
+SYSTEM_KEYS = ("submissionDate", "updatedAt", "submitterId", "submitterName", "attachmentsPresent",
+               "attachmentsExpected", "status", "reviewState", "deviceId", "edits", "formVersion", "deletedAt")
 EDM = {"int": "Edm.Int64", "decimal": "Edm.Decimal", "boolean": "Edm.Boolean", "geopoint": "Edm.GeographyPoint",
        "geotrace": "Edm.GeographyLineString", "geoshape": "Edm.GeographyPolygon", "date": "Edm.Date",
        "dateTime": "Edm.DateTimeOffset"}

@@ -1,11 +1,14 @@
 """A stored submission's XML → its OData rows, the way Central's `submissionToOData` shapes them (reference §6).
 
-The XML is walked guided by the current form version's fields: every field of a table is present (null when
-unanswered or empty — a value is never ""), groups are nested objects under their sanitised names, a repeat is not
-in its parent's row but a `<name>@odata.navigationLink` there when the submission has an instance of it (or, with
-`$expand=*`, an array of its rows), values are typed by the bind type (int/decimal as numbers, geo fields as GeoJSON
-or WKT, `+03` offsets completed to `+03:00`), root rows end with `__id` (the first instanceID) and `__system`, and
-repeat rows with their positional sha1 `__id` and their parent's key. Elements the form does not have are ignored.
+The XML is read in document order, guided by the current form version's fields: every field of a table is present
+(null when unanswered or empty — a value is never ""), groups are nested objects under their sanitised names,
+values are typed by the bind type (int/decimal as numbers, geo fields as GeoJSON or WKT, `+03` offsets completed to
+`+03:00`); root rows have `__id` (the first instanceID) and `__system` after the form's fields, repeat rows `__id`
+(sha1 of the instance's place: `repeat_id`) and, in their own table, their parent's key. A repeat is not part of
+the frame: its first instance adds `<name>@odata.navigationLink` at the end of the object it is in (after
+`__system` for a repeat at the top), followed with `$expand=*` by the array of its rows; a repeat without instances
+leaves no key at all. Elements the form does not have are ignored. Key order is Central's: clients may keep the JSON
+verbatim.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 from xml.etree.ElementTree import Element
 
-from fakes.central_forms import CentralField, FormModel, Table
+from fakes.central_forms import CentralField, FormModel
 from fakes.central_records import Submission, iso
 from fakes.central_xml import local
 
@@ -105,27 +108,43 @@ def typed_value(ftype: str, text: str | None, *, wkt: bool = False) -> Any:
     if ftype in ("geopoint", "geotrace", "geoshape"):
         return geo_value(ftype, text, wkt=wkt)
     if ftype == "dateTime":
-        return _HOURS_ONLY.sub(r"\1:00", text)
+        return _HOURS_ONLY.sub(r"\1:00", text.strip())
     return text
 
 
-def repeat_id(root_id: str, chain: tuple[tuple[str, int], ...]) -> str:
-    """A repeat row's `__id`: sha1 of the submission's id and the name and 0-based position of every repeat
-    instance from the top down to this one. Stable for a given XML; positional, so an edit that inserts or removes
-    an earlier instance changes it (as on Central)."""
-    text = root_id + "".join(f"/{name}[{index}]" for name, index in chain)
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+def repeat_id(root_id: str, stack: tuple[tuple[CentralField, int | None], ...]) -> str:
+    """A repeat row's `__id` as Central computes it: the sha1 (hex) of `Submissions#<root instanceID>` and, for each
+    field from the root down to this repeat, `<group name>#` or `<repeat name>#<index>`, joined by `%%` (raw names;
+    the index counts the repeat's instances within the enclosing repeat instance, or the submission, from 0)."""
+    parts = [f"Submissions#{root_id}"]
+    parts += [f"{f.name}#" if index is None else f"{f.name}#{index}" for f, index in stack]
+    return hashlib.sha1("%%".join(parts).encode("utf-8")).hexdigest()
+
+
+def entity_key(root_id: str) -> str:
+    """The root id in a navigation link, escaped as JavaScript's encodeURIComponent escapes it."""
+    return quote(root_id, safe="!'()*~")
+
+
+def navigation_link(root_id: str, stack: tuple[tuple[CentralField, int | None], ...]) -> str:
+    """The link to the rows of the repeat at the end of `stack`: `Submissions('<root>')`, then every field's
+    OData name, each repeat but the last keyed by its instance's `__id`."""
+    out = [f"Submissions('{entity_key(root_id)}')"]
+    for i, (f, index) in enumerate(stack):
+        keyed = index is not None and i < len(stack) - 1
+        out.append(f"{f.odata_name}('{repeat_id(root_id, stack[: i + 1])}')" if keyed else f.odata_name)
+    return "/".join(out)
 
 
 def system_block(sub: Submission) -> dict[str, Any]:
     present, expected = sub.attachment_counts()
     first = sub.versions[0]
-    return {"submissionDate": iso(sub.created_at), "updatedAt": iso(sub.updated_at), "deletedAt": iso(sub.deleted_at),
+    return {"submissionDate": iso(sub.created_at), "updatedAt": iso(sub.updated_at),
             "submitterId": str(first.submitter.id) if first.submitter else None,
             "submitterName": first.submitter.display_name if first.submitter else None,
             "attachmentsPresent": present, "attachmentsExpected": expected, "status": sub.status(),
             "reviewState": sub.review_state, "deviceId": first.device_id, "edits": sub.edits,
-            "formVersion": first.form_version}
+            "formVersion": first.form_version, "deletedAt": iso(sub.deleted_at)}
 
 
 @dataclass
@@ -137,79 +156,106 @@ class Rows:
     parents: dict[str, list[str | None]] = field(default_factory=dict)  # table → each row's parent row id
 
 
+_TYPED = frozenset({"int", "decimal", "geopoint", "geotrace", "geoshape", "dateTime"})
+_GEO = frozenset({"geopoint", "geotrace", "geoshape"})
+
+
 class Converter:
-    """Builds the rows of one form version's tables from submission XML."""
+    """Builds the rows of one form version's tables from submission XML.
+
+    Like Central, a row starts as a frame of the table's fields (null; groups as nested frames, repeats left
+    out), root rows then get `__id` and `__system`, repeat rows `__id` (and, in their own table, the parent key).
+    The XML is then read in document order: a value goes into its field's place; the first instance of a repeat
+    adds, at the end of the object it is in, `<name>@odata.navigationLink` and, with `$expand=*`, the array of its
+    rows — so a repeat without instances is not there at all. Without `$expand`, each instance is a row of the
+    repeat's own table instead."""
 
     def __init__(self, model: FormModel):
         self.model = model
+        self.by_path = {f.path: f for f in model.fields}
         self.children: dict[str, list[CentralField]] = {}
         for f in model.fields:
-            parent = f.path[1:].rsplit("/", 1)[0] if "/" in f.path[1:] else ""
-            self.children.setdefault(parent, []).append(f)
+            self.children.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
+
+    def frame(self, path: str) -> dict[str, Any]:
+        """The empty object of the group, repeat or root at `path` ('' for the root)."""
+        out: dict[str, Any] = {}
+        for f in self.children.get(path, ()):
+            if f.type == "structure":
+                out[f.odata_name] = self.frame(f.path)
+            elif f.type != "repeat":
+                out[f.odata_name] = None
+        return out
 
     def rows(self, sub: Submission, *, wkt: bool = False, expand: bool = False) -> Rows:
         root_id = sub.root_id
         if sub.encrypted:  # Central never decrypts for OData: the id and the system block, no repeat rows
             return Rows({"__id": root_id, "__system": system_block(sub)})
-        walk = _Walk(self, root_id, wkt=wkt, expand=expand)
-        body = walk.object("", sub.current.parsed.root, (), f"Submissions('{quote(root_id, safe='')}')", ())
+        body = self.frame("")
         body["__id"] = root_id
         body["__system"] = system_block(sub)
+        walk = _Walk(self, root_id, wkt=wkt, expand=expand)
+        walk.children(sub.current.parsed.root, "", body, {}, ())
         return Rows(body, walk.tables, walk.parents)
 
 
 class _Walk:
+    """One reading of a submission's XML. Without `expand`, every repeat instance also becomes a row of its table
+    (with its parent key, and only the links of the repeats inside it)."""
+
     def __init__(self, conv: Converter, root_id: str, *, wkt: bool, expand: bool):
         self.conv, self.root_id, self.wkt, self.expand = conv, root_id, wkt, expand
         self.tables: dict[str, list[dict[str, Any]]] = {t: [] for t in conv.model.tables if t != "Submissions"}
         self.parents: dict[str, list[str | None]] = {t: [] for t in self.tables}
 
-    def object(self, path: str, el: Element | None, chain: tuple[tuple[str, int], ...], link: str,
-               context: tuple[str, ...], trailing: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The object of a group, a repeat instance or the root (`path`), from its element (None: not sent).
-        `link`: the navigation prefix of the enclosing row; `context`: that row's table segments; `trailing`: where
-        a repeat row collects the navigation links of the repeats directly inside it (they follow its key)."""
-        out: dict[str, Any] = {}
-        found: dict[str, list[Element]] = {}
-        for c in el if el is not None else ():
-            found.setdefault(local(c.tag), []).append(c)
-        for f in self.conv.children.get(path, ()):
-            key, instances = f.odata_name, found.get(f.name, [])
-            raw = f.path[1:]
-            if f.type == "repeat":
-                table = self.conv.model.table_of_repeat[raw]
-                rows = self.repeat(table, raw, instances, chain, link, context)
-                if self.expand:
-                    out[key] = rows
-                elif instances:
-                    target = trailing if trailing is not None else out
-                    target[f"{key}@odata.navigationLink"] = link + "/" + "/".join(table.segments[len(context):])
-            elif f.type == "structure":
-                out[key] = self.object(raw, instances[0] if instances else None, chain, link, context)
+    def children(self, el: Element, path: str, out: dict[str, Any], counts: dict[str, int],
+                 stack: tuple[tuple[CentralField, int | None], ...]) -> None:
+        """Read the child elements of `el` (the element of `path`) into `out`. `counts`: the instances of each
+        repeat seen so far in the enclosing repeat instance (or the submission); `stack`: the groups and repeat
+        instances from the root down to `el`."""
+        for child in el:
+            f = self.conv.by_path.get(f"{path}/{local(child.tag)}")
+            if f is None:  # not in the form: ignored, with all it holds
+                continue
+            if f.type == "structure":
+                inner = out.get(f.odata_name)
+                if not isinstance(inner, dict):
+                    inner = out[f.odata_name] = {}
+                self.children(child, f.path, inner, counts, (*stack, (f, None)))
+            elif f.type == "repeat":
+                self.instance(child, f, out, counts, stack)
             else:
-                node = instances[0] if instances else None
-                text = node.text if node is not None and not len(node) else None
-                out[key] = typed_value(f.type, text, wkt=self.wkt)
-        return out
+                for text in (child.text, *(c.tail for c in child)):
+                    if text:
+                        self.write(out, f, text)
 
-    def repeat(self, table: Table, raw: str, instances: list[Element], chain: tuple[tuple[str, int], ...],
-               link: str, context: tuple[str, ...]) -> list[dict[str, Any]]:
-        parent_id = _parent_id(self.root_id, chain)
-        rows = []
-        for index, el in enumerate(instances):
-            here = (*chain, (raw.rsplit("/", 1)[-1], index))
-            rid = repeat_id(self.root_id, here)
-            own_link = link + "/" + "/".join(table.segments[len(context):]) + f"('{rid}')"
-            trailing: dict[str, Any] = {}
-            body = self.object(raw, el, here, own_link, table.segments, None if self.expand else trailing)
-            body["__id"] = rid
-            if not self.expand:
-                self.tables[table.name].append({**body, table.parent_key or "": parent_id, **trailing})
-                self.parents[table.name].append(parent_id)
-            rows.append(body)
-        return rows
+    def instance(self, el: Element, f: CentralField, out: dict[str, Any], counts: dict[str, int],
+                 stack: tuple[tuple[CentralField, int | None], ...]) -> None:
+        index = counts[f.path] = counts.get(f.path, -1) + 1
+        here = (*stack, (f, index))
+        out[f"{f.odata_name}@odata.navigationLink"] = navigation_link(self.root_id, here)
+        row = self.conv.frame(f.path)
+        row["__id"] = repeat_id(self.root_id, here)
+        if self.expand:
+            items = out.get(f.odata_name)
+            if not isinstance(items, list):
+                items = out[f.odata_name] = []
+            items.append(row)
+        else:
+            table = self.conv.model.table_of_repeat[f.path[1:]]
+            parent = next((i for i in range(len(stack) - 1, -1, -1) if stack[i][1] is not None), None)
+            parent_id = self.root_id if parent is None else repeat_id(self.root_id, stack[: parent + 1])
+            row[table.parent_key or ""] = parent_id
+            self.tables[table.name].append(row)
+            self.parents[table.name].append(parent_id)
+        self.children(el, f.path, row, {}, here)
 
-
-def _parent_id(root_id: str, chain: tuple[tuple[str, int], ...]) -> str:
-    return repeat_id(root_id, chain) if chain else root_id
-
+    def write(self, out: dict[str, Any], f: CentralField, text: str) -> None:
+        """A text node of a field: typed values replace (an unreadable geo value is not written), text is
+        appended (Central appends every text node of an element)."""
+        if f.type in _TYPED:
+            value = typed_value(f.type, text, wkt=self.wkt)
+            if value is not None or f.type not in _GEO:
+                out[f.odata_name] = value
+        else:
+            out[f.odata_name] = (out.get(f.odata_name) or "") + text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import io
 import json
 import re
@@ -508,10 +509,98 @@ def test_metadata_and_navigation_links_for_nested_repeats(central: FakeCentral, 
     visits_rows = s.get(f"{base}/{link}").json()["value"]
     assert [v["visit_at"] for v in visits_rows] == ["2026-03-01T10:00:00.000+03:00", None]
     expanded = s.get(f"{base}/Submissions", params={"$expand": "*"}).json()["value"][0]
-    assert [len(m["visits"]) for m in expanded["household"]["members"]] == [2, 0]
+    assert [len(m.get("visits", ())) for m in expanded["household"]["members"]] == [2, 0]
+    assert "visits" not in expanded["household"]["members"][1]  # Central leaves an empty repeat out
     assert problem(s.get(f"{base}/Submissions", params={"$select": "household/members/member_name"}), 400.24)
     assert s.get(f"{base}/Submissions", params={"$wkt": "true"}).json()["value"][0]["household"]["location"] == \
         "POINT (44.01 36.19 410)"
+
+
+NEST = """<?xml version="1.0"?>
+<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
+        xmlns:jr="http://openrosa.org/javarosa"><h:head><h:title>Nest</h:title><model>
+<instance><data id="nest" version="1"><name/><g><age/><kids jr:template=""><kname/><info><color/>
+<toys jr:template=""><toy/></toys></info></kids></g><notes jr:template=""><note/></notes>
+<visits jr:template=""><v/></visits><meta><instanceID/></meta></data></instance>
+<bind nodeset="/data/name" type="string"/><bind nodeset="/data/g/age" type="int"/>
+<bind nodeset="/data/g/kids/kname" type="string"/><bind nodeset="/data/g/kids/info/color" type="string"/>
+<bind nodeset="/data/g/kids/info/toys/toy" type="string"/><bind nodeset="/data/notes/note" type="string"/>
+<bind nodeset="/data/visits/v" type="string"/>
+<bind nodeset="/data/meta/instanceID" type="string" readonly="true()" jr:preload="uid"/></model></h:head>
+<h:body><input ref="/data/name"><label>Name</label></input>
+<group ref="/data/g"><input ref="/data/g/age"><label>Age</label></input>
+<group ref="/data/g/kids"><repeat nodeset="/data/g/kids"><input ref="/data/g/kids/kname"><label>Kid</label></input>
+<group ref="/data/g/kids/info"><input ref="/data/g/kids/info/color"><label>Colour</label></input>
+<group ref="/data/g/kids/info/toys"><repeat nodeset="/data/g/kids/info/toys"><input ref="/data/g/kids/info/toys/toy">
+<label>Toy</label></input></repeat></group></group></repeat></group></group>
+<group ref="/data/notes"><repeat nodeset="/data/notes"><input ref="/data/notes/note"><label>Note</label></input>
+</repeat></group>
+<group ref="/data/visits"><repeat nodeset="/data/visits"><input ref="/data/visits/v"><label>V</label></input>
+</repeat></group></h:body></h:html>"""
+NEST_ROOT = "uuid:6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+NEST_XML = f"""<?xml version="1.0"?><data id="nest" version="1"><name>Ali</name><g><age>40</age>
+<kids><kname>A</kname><info><color>red</color><toys><toy>ball</toy></toys><toys><toy>kite</toy></toys></info></kids>
+<kids><kname>B</kname><info><color>blue</color></info></kids>
+<kids><kname>C</kname><info><color/><toys><toy>drum</toy></toys></info></kids></g>
+<notes><note>first</note></notes><notes><note>second</note></notes>
+<meta><instanceID>{NEST_ROOT}</instanceID></meta></data>"""
+
+
+def central_repeat_id(root: str, *steps: str) -> str:
+    """Central's repeat row id, from its rule: sha1 hex of `Submissions#<root instanceID>` and, from the root down
+    to the repeat, `<group>#` for a group and `<repeat>#<index among its siblings>` for a repeat, joined by `%%`."""
+    return hashlib.sha1("%%".join([f"Submissions#{root}", *steps]).encode()).hexdigest()
+
+
+def test_rows_have_central_s_keys_order_links_and_repeat_ids(central: FakeCentral) -> None:
+    """As a real Central sends them (checked on 3,700 submissions): with `$expand=*` a repeat's navigationLink is kept
+    beside its array, both after everything of the object they are in (after `__system` at the top); a repeat
+    without instances is left out; `__system.deletedAt` comes last; repeat ids are Central's hash of their place."""
+    store = central.store
+    project = store.create_project("nest")
+    store.create_form(project.id, NEST)
+    store.submit(project.id, NEST_XML)
+    s, base = session(central), svc(central, project.id, "nest")
+    root, key = NEST_ROOT, quote(NEST_ROOT, safe="")
+    kid = [central_repeat_id(root, "g#", f"kids#{i}") for i in range(3)]
+    toys_of_a = [central_repeat_id(root, "g#", "kids#0", "info#", f"toys#{j}") for j in range(2)]
+    toy_of_c = central_repeat_id(root, "g#", "kids#2", "info#", "toys#0")  # the index restarts in each kid
+    notes = [central_repeat_id(root, f"notes#{k}") for k in range(2)]
+
+    row = s.get(f"{base}/Submissions", params={"$expand": "*"}).json()["value"][0]
+    assert list(row) == ["name", "g", "meta", "__id", "__system", "notes@odata.navigationLink", "notes"]
+    assert list(row["__system"]) == ["submissionDate", "updatedAt", "submitterId", "submitterName",
+                                     "attachmentsPresent", "attachmentsExpected", "status", "reviewState",
+                                     "deviceId", "edits", "formVersion", "deletedAt"]
+    assert "visits" not in row and "visits@odata.navigationLink" not in row  # no instance: no key at all
+    assert row["notes@odata.navigationLink"] == f"Submissions('{key}')/notes"
+    assert row["notes"] == [{"note": "first", "__id": notes[0]}, {"note": "second", "__id": notes[1]}]
+    g = row["g"]
+    assert list(g) == ["age", "kids@odata.navigationLink", "kids"] and g["age"] == 40
+    assert g["kids@odata.navigationLink"] == f"Submissions('{key}')/g/kids"
+    a, b, c = g["kids"]
+    assert [x["__id"] for x in (a, b, c)] == kid
+    assert list(a) == ["kname", "info", "__id"] and list(a["info"]) == ["color", "toys@odata.navigationLink", "toys"]
+    assert a["info"]["toys@odata.navigationLink"] == f"Submissions('{key}')/g/kids('{kid[0]}')/info/toys"
+    assert a["info"]["toys"] == [{"toy": "ball", "__id": toys_of_a[0]}, {"toy": "kite", "__id": toys_of_a[1]}]
+    assert b["info"] == {"color": "blue"}  # the empty nested repeat is left out too
+    assert c["info"] == {"color": None, "toys@odata.navigationLink":
+                         f"Submissions('{key}')/g/kids('{kid[2]}')/info/toys", "toys": [
+                             {"toy": "drum", "__id": toy_of_c}]}
+
+    plain = s.get(f"{base}/Submissions").json()["value"][0]  # without $expand: the links alone, same places
+    assert list(plain) == ["name", "g", "meta", "__id", "__system", "notes@odata.navigationLink"]
+    assert list(plain["g"]) == ["age", "kids@odata.navigationLink"]
+    kids = s.get(f"{base}/{plain['g']['kids@odata.navigationLink']}").json()["value"]
+    assert [k["__id"] for k in kids] == kid and all(k["__Submissions-id"] == root for k in kids)
+    assert list(kids[0]) == ["kname", "info", "__id", "__Submissions-id"]
+    assert list(kids[0]["info"]) == ["color", "toys@odata.navigationLink"] and list(kids[1]["info"]) == ["color"]
+    toys = s.get(f"{base}/{kids[0]['info']['toys@odata.navigationLink']}").json()["value"]
+    assert toys == [{"toy": "ball", "__id": toys_of_a[0], "__Submissions-g-kids-id": kid[0]},
+                    {"toy": "kite", "__id": toys_of_a[1], "__Submissions-g-kids-id": kid[0]}]
+    table = s.get(f"{base}/Submissions.g.kids.info.toys").json()["value"]
+    assert [t["__id"] for t in table] == [*toys_of_a, toy_of_c]
+    assert s.get(f"{base}/Submissions.visits").json()["value"] == []
 
 
 def test_values_are_typed_as_central_types_them() -> None:
