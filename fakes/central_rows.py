@@ -51,11 +51,13 @@ def parse_float(text: str) -> int | float | None:
 
 
 def _points(text: str) -> list[list[int | float | None]] | None:
+    """The points of a geo answer; a part without a latitude and a longitude (a trailing ';') is skipped, as
+    Central skips it."""
     points = []
-    for part in text.split(";"):
+    for part in re.split(r"; ?", text):
         numbers = [parse_float(n) for n in part.split()]
-        if len(numbers) < 2 or any(n is None for n in numbers):
-            return None
+        if len(numbers) < 2 or numbers[0] is None or numbers[1] is None:
+            continue
         points.append(numbers)
     return points or None
 
@@ -82,16 +84,19 @@ def geo_value(ftype: str, text: str, *, wkt: bool) -> Any:
             out["properties"] = {"accuracy": p[3]}
         return out
     coords = [_coords(p) for p in points]
-    accuracies = [p[3] for p in points if len(p) > 3]
+    # one accuracy per point, so that they line up; a missing or zero accuracy is null (Central's `accuracy || null`)
+    accuracies = [(p[3] or None) if len(p) > 3 else None for p in points]
+    if not any(a is not None for a in accuracies):
+        accuracies = []
     if ftype == "geotrace":
         if wkt:
-            return f"LINESTRING ({', '.join(_wkt(c) for c in coords)})"
+            return f"LINESTRING ({','.join(_wkt(c) for c in coords)})"
         line: dict[str, Any] = {"type": "LineString", "coordinates": coords}
         if accuracies:
             line["properties"] = {"accuracies": accuracies}
         return line
     if wkt:
-        return f"POLYGON (({', '.join(_wkt(c) for c in coords)}))"
+        return f"POLYGON (({','.join(_wkt(c) for c in coords)}))"
     polygon: dict[str, Any] = {"type": "Polygon", "coordinates": [coords]}
     if accuracies:
         polygon["properties"] = {"accuracies": accuracies}

@@ -609,9 +609,12 @@ def test_values_are_typed_as_central_types_them() -> None:
     assert typed_value("decimal", "86.11") == 86.11 and typed_value("decimal", "1e999") is None
     assert typed_value("dateTime", "2026-01-01T09:00:00.000+03") == "2026-01-01T09:00:00.000+03:00"
     assert typed_value("string", "") is None and typed_value("string", "نازدار & Co") == "نازدار & Co"
+    # one accuracy per point, null where missing or 0, left out when none; a trailing ';' is no point
     assert typed_value("geotrace", "1 2 3 4;5 6") == {"type": "LineString", "coordinates": [[2, 1, 3], [6, 5]],
-                                                      "properties": {"accuracies": [4]}}
-    assert typed_value("geoshape", "1 2;3 4;1 2", wkt=True) == "POLYGON ((2 1, 4 3, 2 1))"
+                                                      "properties": {"accuracies": [4, None]}}
+    assert typed_value("geotrace", "1 2 3 0;5 6 7 0;") == {"type": "LineString", "coordinates": [[2, 1, 3], [6, 5, 7]]}
+    assert typed_value("geoshape", "1 2;3 4;1 2", wkt=True) == "POLYGON ((2 1,4 3,2 1))"
+    assert typed_value("geotrace", "1 2 3 4; 5 6", wkt=True) == "LINESTRING (2 1 3,6 5)"
     assert typed_value("geopoint", "not a point") is None
 
 
