@@ -43,6 +43,7 @@ from fakes.central_filter import InternalError
 from fakes.central_odata import check_options
 from fakes.central_records import BAD_CREDENTIALS, NOT_ALLOWED, SESSION_LIFETIME, Actor, Problem
 from fakes.central_store import CentralStore
+from fakes.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 DEMO_EMAIL, DEMO_PASSWORD = "admin@example.org", "amina-demo-password"
@@ -379,36 +380,25 @@ class _Server(ThreadingHTTPServer):
         log.exception("fake Central: error serving %s", client_address)
 
 
-class FakeCentral:
+class FakeCentral(LoopbackServer):
     """The fake Central server. Start it, log in with `email`/`password` at `base_url`, fill `store`."""
+
+    label = "fake Central server"
 
     def __init__(self, *, port: int = 0, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD,
                  domain: str | None = None, session_lifetime: dt.timedelta = SESSION_LIFETIME,
                  seed: int | None = None):
-        self.port = port
+        super().__init__(port)
         self.email, self.password = email, password
         self.domain = domain
         self.store = CentralStore(email=email, password=password, session_lifetime=session_lifetime, seed=seed)
         self.api = Api(self.store, lambda: (self.domain or self.base_url).rstrip("/"))
-        self.faults: list[Fault] = []
-        self._faults_lock = threading.Lock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the fake Central server is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def start(self) -> FakeCentral:
         httpd = _Server(("127.0.0.1", self.port), Handler)
         httpd.store, httpd.api = self.store, self.api
         httpd.faults, httpd.faults_lock = self.faults, self._faults_lock
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-central", daemon=True)
-        self._thread.start()
+        self._serve(httpd, "fake-central")
         return self
 
     def inject(self, kind: str, *, times: int = 1, path: str = ".svc/", retry_after: int = 1,
@@ -423,24 +413,6 @@ class FakeCentral:
             self.faults.append(fault)
         return fault
 
-    def clear_faults(self) -> None:
-        with self._faults_lock:
-            self.faults.clear()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeCentral:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

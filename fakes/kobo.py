@@ -35,6 +35,7 @@ import orjson
 from fakes.kobo_query import Query, QueryError, parse_json, parse_sort, project
 from fakes.kobo_search import SearchRefused, SearchSyntaxError, compile_search, parse_search
 from fakes.kobo_store import KoboApiError, KoboStore, NotFound
+from fakes.loopback import LoopbackServer
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000  # DEFAULT_API_PAGE_SIZE, MAX_API_PAGE_SIZE (§1)
 DEMO_PASSWORD = "amina-demo"
@@ -672,21 +673,19 @@ class _Server(ThreadingHTTPServer):
         log.exception("fake KoBo server: error serving %s", client_address)
 
 
-class FakeKobo:
+class FakeKobo(LoopbackServer):
     """The fake KoBo server. Start it, point a KoboClient at `base_url` with `token`, fill `store`."""
+
+    label = "fake KoBo server"
 
     def __init__(self, *, port: int = 0, token: str | None = None, username: str = "amina_demo", seed: int = 0,
                  password: str = DEMO_PASSWORD, latency: float = 0.0):
-        self.port = port
+        super().__init__(port)
         self._latency = latency
         self.token = token or hashlib.sha1(f"amina-fake-token-{seed}".encode()).hexdigest()
         self.password = password
         self.store = KoboStore(seed=seed, owner=username)
-        self.faults: list[Fault] = []
         self.tampers: list[Tamper] = []
-        self._faults_lock = threading.Lock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def latency(self) -> float:
@@ -699,24 +698,14 @@ class FakeKobo:
         if self._httpd is not None:
             self._httpd.latency = seconds
 
-    @property
-    def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the fake KoBo server is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
     def start(self) -> FakeKobo:
         httpd = _Server(("127.0.0.1", self.port), Handler)
         httpd.store, httpd.token, httpd.password = self.store, self.token, self.password
         httpd.faults, httpd.faults_lock, httpd.tampers = self.faults, self._faults_lock, self.tampers
         httpd.latency = self._latency
         httpd.host_port = f"127.0.0.1:{httpd.server_address[1]}"
-        self._httpd = httpd
-        self.store.base_url = self.base_url
-        # a short poll: stop() returns within 50 ms instead of half a second (tests start hundreds of servers)
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-kobo",
-                                        daemon=True)
-        self._thread.start()
+        self.store.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        self._serve(httpd, "fake-kobo")
         return self
 
     def inject(self, kind: str, *, times: int = 1, path: str = "/data/", retry_after: int = 1,
@@ -745,21 +734,6 @@ class FakeKobo:
         with self._faults_lock:
             self.faults.clear()
             self.tampers.clear()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeKobo:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

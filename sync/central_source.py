@@ -37,7 +37,7 @@ from sync.attachments import AttachmentRules, Downloaded, download_attachments
 from sync.central_client import CentralClient, check_xml_form_id
 from sync.central_shape import Shaper
 from sync.kobo_source import schema_of
-from sync.source import DataPage, FormVersion, Listing, OpenedForm
+from sync.source import DataPage, FormVersion, Listing, OpenedForm, OverClient
 from sync.sweep import SweepResult, SweepSettings
 from sync.sweep_compare import Target
 from warehouse.store import SweepState, Watermark
@@ -58,31 +58,20 @@ def parse_time(text: str) -> dt.datetime | None:
     return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-class CentralSource:
+class CentralSource(OverClient):
     """One ODK Central project, through a CentralClient (sync.source.Source)."""
 
     kind = "central"
     label = "Central"
+    client: CentralClient
 
     def __init__(self, client: CentralClient, project: int):
         if not isinstance(project, int) or isinstance(project, bool) or project < 1:
             raise ConfigError(f"an ODK Central project is a number like 3, not {storable(str(project))[:20]!r}")
-        self.client = client
+        super().__init__(client)
         self.project = project
-        self.server_url = client.server_url
         self._shapers: dict[str, Shaper] = {}
         self._keep: dict[str, Any] = {}
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
-
-    @property
-    def bytes_received(self) -> int:
-        return self.client.bytes_received
-
-    def close(self) -> None:
-        self.client.close()
 
     # -- forms ------------------------------------------------------------------------------------------
 

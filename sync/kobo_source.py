@@ -25,7 +25,7 @@ from forms.definition import schema_of_definition
 from forms.schema import FormSchema
 from sync.attachments import AttachmentRules, Downloaded, download_attachments
 from sync.client import KoboClient, check_asset_uid, is_asset_uid
-from sync.source import DataPage, FormVersion, Listing, OpenedForm
+from sync.source import DataPage, FormVersion, Listing, OpenedForm, OverClient
 from sync.sweep import SweepResult, SweepSettings, sweep
 from sync.sweep_compare import Target
 from sync.sweep_kobo import KoboSweepSource
@@ -104,26 +104,15 @@ def query_after(base: dict[str, Any] | None, cursor: Watermark | None) -> dict[s
     return {"$and": [base, keyset]} if base else keyset
 
 
-class KoboSource:
+class KoboSource(OverClient):
     """One KoBo server, through a KoboClient (sync.source.Source)."""
 
     kind = "kobo"
     label = "KoBo"
+    client: KoboClient
 
     def __init__(self, client: KoboClient):
-        self.client = client
-        self.server_url = client.server_url
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
-
-    @property
-    def bytes_received(self) -> int:
-        return self.client.bytes_received
-
-    def close(self) -> None:
-        self.client.close()
+        super().__init__(client)
 
     def check_form_id(self, form_id: str) -> str:
         return check_asset_uid(form_id)

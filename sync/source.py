@@ -129,3 +129,23 @@ class Source(Protocol):
     def server_count(self, form_id: str) -> int | None:
         """How many submissions the server has of the form (for `amina status`), when it says."""
         ...
+
+
+class OverClient:
+    """What a source reading through one sync.http.ServerClient shares: the server's URL, the client's
+    request and byte counters, closing it."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.server_url: str = client.server_url
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+    @property
+    def bytes_received(self) -> int:
+        return self.client.bytes_received
+
+    def close(self) -> None:
+        self.client.close()
