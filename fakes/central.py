@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -43,7 +43,7 @@ from fakes.central_filter import InternalError
 from fakes.central_odata import check_options
 from fakes.central_records import BAD_CREDENTIALS, NOT_ALLOWED, SESSION_LIFETIME, Actor, Problem
 from fakes.central_store import CentralStore
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackHandler, LoopbackServer
 
 log = logging.getLogger(__name__)
 DEMO_EMAIL, DEMO_PASSWORD = "admin@example.org", "amina-demo-password"
@@ -109,33 +109,9 @@ class Fault:
     hang_seconds: float = 3.0
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(LoopbackHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
     server_version = "fake-central"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
 
     # -- dispatch --------------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
@@ -35,7 +35,7 @@ import orjson
 from fakes.kobo_query import Query, QueryError, parse_json, parse_sort, project
 from fakes.kobo_search import SearchRefused, SearchSyntaxError, compile_search, parse_search
 from fakes.kobo_store import KoboApiError, KoboStore, NotFound
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackHandler, LoopbackServer
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000  # DEFAULT_API_PAGE_SIZE, MAX_API_PAGE_SIZE (§1)
 DEMO_PASSWORD = "amina-demo"
@@ -143,33 +143,10 @@ def multipart(content_type: str, body: bytes) -> dict[str, FormPart]:
     return parts
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(LoopbackHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive: a sync's requests share one connection
-    disable_nagle_algorithm = True
     server_version = "fake-kobo"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: no request log on stderr
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
+    head_as = "GET"
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 

@@ -4,8 +4,42 @@ faults the tests inject into it."""
 from __future__ import annotations
 
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Every method of a fake server's requests goes to `_dispatch(method)`; keep-alive (a sync's requests
+    share one connection); no request log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    sys_version = ""
+    head_as = "HEAD"  # the method a HEAD request is dispatched as
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch(self.head_as)
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
 
 
 class LoopbackServer:
