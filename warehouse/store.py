@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import psycopg
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,7 +33,9 @@ from common.errors import AminaError, AssetBusy, ConfigError, WarehouseError
 from common.gcpause import gc_paused
 from forms.schema import Field, FormSchema, Kind
 from warehouse import bookkeeping as bk
+from warehouse.arrowbulk import ArrowInserts
 from warehouse.bulk import BulkInserts
+from warehouse.columnar import ColumnarFlattener
 from warehouse.convert import json_text, storable
 from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.load import CheckedPage, DataRefused, Incoming, PageResult, SetAside, check_page, one_by_one
@@ -97,6 +100,10 @@ class RegisteredForm:
     tables: FormTables
     flattener: Flattener
     warnings: tuple[str, ...] = ()
+    columnar: ColumnarFlattener | None = None  # the same tables a page at a time, in Arrow columns
+
+
+LOAD_PATHS = ("columnar", "rows")
 
 
 class Warehouse:
@@ -104,7 +111,12 @@ class Warehouse:
     not exist yet instead of making an empty one."""
 
     def __init__(self, target: str, *, echo: bool = False, pseudonymizer: Pseudonymizer | None = None,
-                 create: bool = True):
+                 create: bool = True, load_path: str = "columnar"):
+        """`load_path`: how pages are stored — "columnar" (the default: whole columns, warehouse.columnar) or
+        "rows" (a dict per row, warehouse.flatten); both store exactly the same values."""
+        if load_path not in LOAD_PATHS:
+            raise ValueError(f"load_path must be one of {', '.join(LOAD_PATHS)}, not {load_path!r}")
+        self.load_path = load_path
         self.url = database_url(target)
         self.pseudonymizer = pseudonymizer
         path = sqlite_path(target)
@@ -122,6 +134,7 @@ class Warehouse:
                 schema_translate_map={bk.RESTRICTED_SCHEMA: None, bk.ANALYST_SCHEMA: None})
         self.engine = engine
         self._bulk = BulkInserts(engine.dialect, schemas=self.has_schemas)
+        self._arrow = ArrowInserts(engine.dialect, schemas=self.has_schemas)
         if not create and path is None:
             self._guard(self._require_bookkeeping, "open the warehouse")
         self._guard(self._create_bookkeeping, "create the bookkeeping tables")
@@ -270,8 +283,10 @@ class Warehouse:
             create_views(conn, tables)
         for w in warnings:
             log.warning("%s", w)
+        flattener = Flattener(tables, self.pseudonymizer)
         return RegisteredForm(key=key, asset_uid=asset_uid, server_url=server_url, tables=tables,
-                              flattener=Flattener(tables, self.pseudonymizer), warnings=tuple(warnings))
+                              flattener=flattener, warnings=tuple(warnings),
+                              columnar=ColumnarFlattener(tables, self.pseudonymizer, flattener))
 
     def _sticky_sensitive(self, conn: sa.Connection, key: str, name: str, schema: FormSchema
                           ) -> tuple[FormSchema, list[str]]:
@@ -514,13 +529,14 @@ class Warehouse:
                      "change": "superseded", "uuid": _text_or_none(i.data.get("_uuid")), "validation_status": None,
                      "validation_by": None} for i in checked.superseded])
             known = self._known(conn, form, [i.sid for i in checked.incoming])
+            write = self._write_columnar if self.load_path == "columnar" and form.columnar else self._write
             try:
                 with conn.begin_nested():
-                    self._write(conn, form, checked.incoming, known, now, run_id, result)
+                    write(conn, form, checked.incoming, known, now, run_id, result, dirty=checked.dirty)
             except DataRefused:  # a value the boundary let through: store one by one, set the refused aside
                 def store_one(item: Incoming) -> None:
                     with conn.begin_nested():
-                        self._write(conn, form, [item], known, now, run_id, result)
+                        write(conn, form, [item], known, now, run_id, result, dirty=checked.dirty)
 
                 def set_aside(item: Incoming, reason: str) -> None:
                     result.quarantined += self._quarantine(
@@ -550,14 +566,13 @@ class Warehouse:
                 known[int(sid)] = (digest if deleted_at is None else "", uuid, status)
         return known
 
-    def _write(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
-               known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
-               result: PageResult) -> None:
-        page = FlatPage()
+    def _changes(self, form: RegisteredForm, items: list[Incoming], known: dict[int, tuple[str, str, Any]],
+                 now: dt.datetime, run_id: int | None, counts: PageResult
+                 ) -> tuple[list[Incoming], list[int], list[dict[str, Any]]]:
+        """Which submissions to write (new or changed), which stored ones they replace, and their history rows."""
         changed: list[Incoming] = []
         replaced: list[int] = []
         history: list[dict[str, Any]] = []
-        counts = PageResult()
         for item in items:
             old = known.get(item.sid)
             if old is not None and old[0] == item.digest:
@@ -578,7 +593,17 @@ class Warehouse:
             history.append({"asset_key": form.key, "submission_id": item.sid, "seen_at": now, "run_id": run_id,
                             "change": change, "uuid": uuid, "validation_status": _text_or_none(status.get("uid")),
                             "validation_by": _text_or_none(status.get("by_whom"))})
-            form.flattener.flatten_into(page, s, item.sid, now, list(item.issues))
+        return changed, replaced, history
+
+    def _write(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
+               known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
+               result: PageResult, *, dirty: bool = False) -> None:
+        """The row path: a dict per row (warehouse.flatten), inserted a table at a time."""
+        counts = PageResult()
+        changed, replaced, history = self._changes(form, items, known, now, run_id, counts)
+        page = FlatPage()
+        for item in changed:
+            form.flattener.flatten_into(page, item.data, item.sid, now, list(item.issues))
         counts.bad_values = page.issues
         if replaced:
             self._delete_submissions(conn, form, replaced)
@@ -600,8 +625,45 @@ class Warehouse:
             if attachment_rows:
                 self._bulk(conn, bk.attachments, _unique(attachment_rows, ("uid",)))
             self._flag_duplicates(conn, form.tables.root, changed)
-        for name in ("inserted", "updated", "unchanged", "bad_values"):
-            setattr(result, name, getattr(result, name) + getattr(counts, name))
+        _add_counts(result, counts)
+
+    def _write_columnar(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
+                        known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
+                        result: PageResult, *, dirty: bool = False) -> None:
+        """The columnar path: every table of the page as Arrow columns (warehouse.columnar), each handed to the
+        database whole (warehouse.arrowbulk). Stores exactly what `_write` stores."""
+        assert form.columnar is not None
+        counts = PageResult()
+        changed, replaced, history = self._changes(form, items, known, now, run_id, counts)
+        if not changed:
+            _add_counts(result, counts)
+            return
+        page = form.columnar.flatten(changed, now, dirty=dirty)
+        counts.bad_values = page.issues
+        if replaced:
+            self._delete_submissions(conn, form, replaced)
+        for table in form.tables.all_tables():
+            rows = page.tables.get(table.name)
+            if rows is not None:
+                self._arrow(conn, table, rows)
+        if page.restricted is not None:
+            secret = page.restricted
+            self._arrow(conn, bk.restricted_values,
+                        secret.append_column("asset_key", pa.array([form.key] * secret.num_rows, pa.string())))
+        n = len(changed)
+        self._arrow(conn, bk.submissions_raw, pa.table({
+            "asset_key": pa.array([form.key] * n, pa.string()),
+            "submission_id": pa.array([i.sid for i in changed], pa.int64()),
+            "uuid": pa.array([h["uuid"] for h in history], pa.string()),
+            "digest": pa.array([i.digest for i in changed], pa.string()),
+            "json": pa.array([i.raw for i in changed], pa.string()),
+            "fetched_at": pa.array([now] * n, pa.timestamp("us"))}))
+        self._arrow(conn, bk.submission_history, pa.Table.from_pylist(history, schema=_HISTORY))
+        attachment_rows = _attachment_rows(form.key, changed)
+        if attachment_rows:
+            self._bulk(conn, bk.attachments, _unique(attachment_rows, ("uid",)))
+        self._flag_duplicates(conn, form.tables.root, changed)
+        _add_counts(result, counts)
 
     def _quarantine(self, conn: sa.Connection, key: str, item: SetAside, run_id: int | None, now: dt.datetime) -> int:
         """Keep a submission that cannot be stored whole, once (by digest); 1 if it is new in quarantine."""
@@ -877,6 +939,16 @@ class Warehouse:
 
 def _q(conn: sa.Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote_identifier(name)
+
+
+_HISTORY = pa.schema([("asset_key", pa.string()), ("submission_id", pa.int64()), ("seen_at", pa.timestamp("us")),
+                      ("run_id", pa.int64()), ("change", pa.string()), ("uuid", pa.string()),
+                      ("validation_status", pa.string()), ("validation_by", pa.string())])
+
+
+def _add_counts(result: PageResult, counts: PageResult) -> None:
+    for name in ("inserted", "updated", "unchanged", "bad_values"):
+        setattr(result, name, getattr(result, name) + getattr(counts, name))
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
