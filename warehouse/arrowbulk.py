@@ -13,7 +13,6 @@ A value the database refuses raises `DataRefused` naming the table and, where it
 
 from __future__ import annotations
 
-import io
 import re
 import sqlite3
 
@@ -70,10 +69,10 @@ class ArrowInserts:
 
 
 def _copy_csv(cursor: psycopg.Cursor, sql: str, rows: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pacsv.write_csv(rows, buffer, write_options=_CSV)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(rows.combine_chunks(), sink, write_options=_CSV)
     with cursor.copy(sql) as copy:
-        copy.write(buffer.getbuffer())
+        copy.write(memoryview(sink.getvalue()))
 
 
 def _tuples(rows: pa.Table) -> zip:

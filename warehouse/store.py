@@ -37,6 +37,7 @@ from warehouse.arrowbulk import ArrowInserts
 from warehouse.bulk import BulkInserts
 from warehouse.columnar import ColumnarFlattener
 from warehouse.convert import json_text, storable
+from warehouse.firstload import FirstLoad
 from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.load import CheckedPage, DataRefused, Incoming, PageResult, SetAside, check_page, one_by_one
 from warehouse.names import choose_base_name, names_in_use
@@ -135,6 +136,9 @@ class Warehouse:
         self.engine = engine
         self._bulk = BulkInserts(engine.dialect, schemas=self.has_schemas)
         self._arrow = ArrowInserts(engine.dialect, schemas=self.has_schemas)
+        # forms being filled from empty in this process: their instance-id index waits for the end of the load
+        self._first_loads: dict[str, tuple[FirstLoad, sa.Index]] = {}
+        self._not_empty: set[str] = set()  # forms whose submission table held rows when first written here
         if not create and path is None:
             self._guard(self._require_bookkeeping, "open the warehouse")
         self._guard(self._create_bookkeeping, "create the bookkeeping tables")
@@ -367,6 +371,9 @@ class Warehouse:
                         conn.exec_driver_sql(f"ALTER TABLE {_q(conn, table.name)} ADD COLUMN {ddl}")
                         if self.has_schemas and column.comment:  # CREATE TABLE carries comments; ALTER does not
                             conn.execute(sa.schema.SetColumnComment(column))
+                for index in table.indexes:  # one a first load left unbuilt (a run that ended without finishing)
+                    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+            self._first_loads.pop(key, None)
             newly = {p for p in tables.schema.sensitive_paths if p in was_clear}
             if newly:
                 if self.pseudonymizer is None:
@@ -516,40 +523,84 @@ class Warehouse:
               run_id: int | None) -> PageResult:
         now = utcnow()
         result = PageResult()
-        with self.engine.begin() as conn:
-            for item in checked.set_aside:
-                result.quarantined += self._quarantine(conn, form.key, item, run_id, now)
-            for item in checked.superseded:
-                result.quarantined += self._quarantine(conn, form.key, SetAside(
-                    str(item.sid), "the same _id came again later in the same page; the later one was stored",
-                    item.raw, item.digest), run_id, now)
-            if checked.superseded:
-                self._bulk(conn, bk.submission_history, [
-                    {"asset_key": form.key, "submission_id": i.sid, "seen_at": now, "run_id": run_id,
-                     "change": "superseded", "uuid": _text_or_none(i.data.get("_uuid")), "validation_status": None,
-                     "validation_by": None} for i in checked.superseded])
-            known = self._known(conn, form, [i.sid for i in checked.incoming])
-            write = self._write_columnar if self.load_path == "columnar" and form.columnar else self._write
-            try:
-                with conn.begin_nested():
-                    write(conn, form, checked.incoming, known, now, run_id, result, dirty=checked.dirty)
-            except DataRefused:  # a value the boundary let through: store one by one, set the refused aside
-                def store_one(item: Incoming) -> None:
-                    with conn.begin_nested():
-                        write(conn, form, [item], known, now, run_id, result, dirty=checked.dirty)
-
-                def set_aside(item: Incoming, reason: str) -> None:
-                    result.quarantined += self._quarantine(
-                        conn, form.key, SetAside(str(item.sid), reason, item.raw, item.digest), run_id, now)
-
-                refused = one_by_one(checked.incoming, store_one, set_aside)
-                log.warning("form %s: %d submission(s) of a page refused by the database, quarantined", form.key,
-                            refused)
-            if watermark is not None:
-                self._set_watermark(conn, form.key, watermark, now)
-            if run_id is not None:
-                self._heartbeat(conn, run_id, now)
+        first: FirstLoad | None = None
+        began = False
+        try:
+            with self.engine.begin() as conn:
+                if self.load_path == "columnar":
+                    first, began = self._first_load(conn, form)
+                self._load_in(conn, form, checked, watermark, run_id, now, result)
+        except BaseException:
+            if first is not None:
+                first.rollback()
+                if began:
+                    self._first_loads.pop(form.key, None)
+            raise
+        if first is not None:
+            first.commit()
         return result
+
+    def _first_load(self, conn: sa.Connection, form: RegisteredForm) -> tuple[FirstLoad | None, bool]:
+        """The form's first-load memory (see warehouse.firstload), and whether this page begins it: it does when
+        the submission table is empty, and then the instance-id index is dropped, in the page's transaction."""
+        found = self._first_loads.get(form.key)
+        if found is not None:
+            return found[0], False
+        if form.key in self._not_empty:
+            return None, False
+        root = form.tables.root
+        if conn.execute(sa.select(sa.literal(1)).select_from(root).limit(1)).first() is not None:
+            self._not_empty.add(form.key)
+            return None, False
+        index = next(ix for ix in root.indexes if [c.name for c in ix.columns] == ["_instance_id"])
+        conn.execute(sa.schema.DropIndex(index, if_exists=True))
+        state = FirstLoad()
+        self._first_loads[form.key] = (state, index)
+        return state, True
+
+    def _end_first_load(self, key: str) -> None:
+        """Build the instance-id index a first load left out, and look duplicates up in the database again."""
+        found = self._first_loads.pop(key, None)
+        if found is None:
+            return
+        self._not_empty.add(key)
+        with self.engine.begin() as conn:
+            conn.execute(sa.schema.CreateIndex(found[1], if_not_exists=True))
+
+    def _load_in(self, conn: sa.Connection, form: RegisteredForm, checked: CheckedPage, watermark: Watermark | None,
+                 run_id: int | None, now: dt.datetime, result: PageResult) -> None:
+        for item in checked.set_aside:
+            result.quarantined += self._quarantine(conn, form.key, item, run_id, now)
+        for item in checked.superseded:
+            result.quarantined += self._quarantine(conn, form.key, SetAside(
+                str(item.sid), "the same _id came again later in the same page; the later one was stored",
+                item.raw, item.digest), run_id, now)
+        if checked.superseded:
+            self._bulk(conn, bk.submission_history, [
+                {"asset_key": form.key, "submission_id": i.sid, "seen_at": now, "run_id": run_id,
+                 "change": "superseded", "uuid": _text_or_none(i.data.get("_uuid")), "validation_status": None,
+                 "validation_by": None} for i in checked.superseded])
+        known = self._known(conn, form, [i.sid for i in checked.incoming])
+        write = self._write_columnar if self.load_path == "columnar" and form.columnar else self._write
+        try:
+            with conn.begin_nested():
+                write(conn, form, checked.incoming, known, now, run_id, result, dirty=checked.dirty)
+        except DataRefused:  # a value the boundary let through: store one by one, set the refused aside
+            def store_one(item: Incoming) -> None:
+                with conn.begin_nested():
+                    write(conn, form, [item], known, now, run_id, result, dirty=checked.dirty)
+
+            def set_aside(item: Incoming, reason: str) -> None:
+                result.quarantined += self._quarantine(
+                    conn, form.key, SetAside(str(item.sid), reason, item.raw, item.digest), run_id, now)
+
+            refused = one_by_one(checked.incoming, store_one, set_aside)
+            log.warning("form %s: %d submission(s) of a page refused by the database, quarantined", form.key,
+                        refused)
+        if watermark is not None:
+            self._set_watermark(conn, form.key, watermark, now)
+        if run_id is not None:
+            self._heartbeat(conn, run_id, now)
 
     def _known(self, conn: sa.Connection, form: RegisteredForm, ids: list[int]) -> dict[int, tuple[str, str, Any]]:
         """_id → (digest, uuid, validation uid) of what is stored for these ids."""
@@ -662,7 +713,11 @@ class Warehouse:
         attachment_rows = _attachment_rows(form.key, changed)
         if attachment_rows:
             self._bulk(conn, bk.attachments, _unique(attachment_rows, ("uid",)))
-        self._flag_duplicates(conn, form.tables.root, changed)
+        first = self._first_loads.get(form.key)
+        if first is None:
+            self._flag_duplicates(conn, form.tables.root, changed)
+        else:
+            self._flag_duplicates_in_memory(conn, form.tables.root, changed, first[0])
         _add_counts(result, counts)
 
     def _quarantine(self, conn: sa.Connection, key: str, item: SetAside, run_id: int | None, now: dt.datetime) -> int:
@@ -712,8 +767,21 @@ class Warehouse:
             conn.execute(root.update().where(root.c._id == sa.bindparam("sid"))
                          .values(_duplicate_of=sa.bindparam("first")), updates)
 
+    def _flag_duplicates_in_memory(self, conn: sa.Connection, root: sa.Table, changed: Sequence[Incoming],
+                                   first: FirstLoad) -> None:
+        """`_flag_duplicates` during a first load: the same answer, from the load's memory instead of an index."""
+        rows = [(i.sid, _text_or_none(i.data.get("meta/instanceID"))) for i in changed]
+        first.store(rows)
+        updates = [{"sid": sid, "first": earliest} for sid, instance in rows
+                   if (earliest := first.first_of(sid, instance)) is not None]
+        if updates:
+            conn.execute(root.update().where(root.c._id == sa.bindparam("sid"))
+                         .values(_duplicate_of=sa.bindparam("first")), updates)
+
     def mark_deleted(self, form: RegisteredForm, ids: Sequence[int], *, run_id: int | None = None) -> int:
         """Mark submissions that the server no longer has; their rows stay, with `_deleted_at` set."""
+        self._guard(lambda: self._end_first_load(form.key), f"index the submissions of form {form.key}")
+
         def go() -> int:
             now = utcnow()
             root = form.tables.root
@@ -878,6 +946,10 @@ class Warehouse:
 
     def finish_run(self, run_id: int, *, status: str, error: str | None = None, **counts: Any) -> None:
         def go() -> None:
+            with self.engine.connect() as conn:
+                key = conn.execute(sa.select(bk.sync_runs.c.asset_key)
+                                   .where(bk.sync_runs.c.run_id == run_id)).scalar_one()
+            self._end_first_load(key)  # the index a first load left out, built once, before the run counts as done
             now = utcnow()
             with self.engine.begin() as conn:
                 started = conn.execute(sa.select(bk.sync_runs.c.started_at)
@@ -886,8 +958,6 @@ class Warehouse:
                     status=status, error=None if error is None else storable(error), finished_at=now,
                     heartbeat_at=now, seconds=(now - _as_datetime(started)).total_seconds(), **counts))
                 if status == "ok":
-                    key = conn.execute(sa.select(bk.sync_runs.c.asset_key)
-                                       .where(bk.sync_runs.c.run_id == run_id)).scalar_one()
                     conn.execute(bk.forms.update().where(bk.forms.c.asset_key == key).values(
                         last_synced_at=now,
                         first_synced_at=sa.func.coalesce(bk.forms.c.first_synced_at, now)))
