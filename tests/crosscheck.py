@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from warehouse.store import Warehouse
 
-
 # durations measured by a clock no test can stop
 STOPWATCH = {"sync_runs": {"seconds", "sweep_seconds"}}
 
