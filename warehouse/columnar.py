@@ -92,6 +92,8 @@ class ColumnarFlattener:
         self.geopoints = PerValue(_geopoint)
         self.codes = PerValue(str.split)
         schema = tables.schema
+        self.struct_types = {plan.name: pa.struct([(cp.field.path, pa.string()) for cp in plan.columns])
+                             for plan in tables.plans.values()}
         self.known: dict[str | None, frozenset[str]] = {
             path: frozenset({f.path for f in schema.fields_in(path)} | set(plan.children))
             for path, plan in tables.plans.items()}
@@ -171,10 +173,14 @@ class ColumnarFlattener:
         self._unknown_keys(plan, dicts, owner, built, is_root=is_root)
         bridges = {b.field.path: b.table for b in plan.bridges}
         row_id_array = pa.array(row_ids, pa.string())
-        for cp in plan.columns:
+        answers = self._answers(plan, dicts)
+        for index, cp in enumerate(plan.columns):
             f = cp.field
-            texts, bad = answer_texts(_values(dicts, f.path))
-            built.mark(owner, bad)
+            if answers is not None:
+                texts = answers.field(index)
+            else:
+                texts, bad = answer_texts(_values(dicts, f.path))
+                built.mark(owner, bad)
             if f.sensitive:
                 self._sensitive(plan, cp.columns, f.path, f.kind is Kind.GEOPOINT, texts, owner, sids, row_id_array,
                                 built, columns)
@@ -193,6 +199,17 @@ class ColumnarFlattener:
         built.add(plan.name, owner, columns)
         for child_path in plan.children:
             self._children(child_path, dicts, owner, sids, row_ids, built)
+
+    def _answers(self, plan: TablePlan, dicts: list[Mapping[str, Any]]) -> pa.StructArray | None:
+        """Every answer of the level in one pass through Arrow's converter, when each is text or missing (None:
+        some answer is another JSON type, and the columns are gathered one by one, as the row flattener reads
+        them)."""
+        if not plan.columns:
+            return None
+        try:
+            return pa.array(dicts, type=self.struct_types[plan.name])
+        except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError):
+            return None
 
     def _unknown_keys(self, plan: TablePlan, dicts: list[Mapping[str, Any]], owner: np.ndarray, built: _Built, *,
                       is_root: bool) -> None:
