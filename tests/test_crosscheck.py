@@ -140,7 +140,8 @@ def _hostile_pages() -> list[tuple[list, bool]]:
     edited = household_submission(1, _uuid="edited-1")
     edited["household/members"] = edited["household/members"][:1]
     deleted_then_back = household_submission(4)
-    return [(first, False), ([dirty, household_submission(21)], True), ([edited, deleted_then_back], False)]
+    double = household_submission(21, **{"meta/instanceID": household_submission(1)["meta/instanceID"]})
+    return [(first, False), ([dirty, double], True), ([edited, deleted_then_back], False)]
 
 
 def test_hostile_pages(two_warehouses, household_content):

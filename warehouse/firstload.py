@@ -24,7 +24,9 @@ class FirstLoad:
 
     def __init__(self) -> None:
         self._instance_of: dict[int, str | None] = {}
-        self._by_instance: dict[str, set[int]] = {}
+        # instance id → the _id that has it, or the set of them for a double upload (few: a set each would be
+        # a million objects for the garbage collector to walk at a million submissions)
+        self._by_instance: dict[str, int | set[int]] = {}
         self._undo: list[tuple[int, object]] = []
 
     def store(self, rows: Iterable[tuple[int, str | None]]) -> None:
@@ -37,7 +39,12 @@ class FirstLoad:
         """The smallest stored _id below `sid` with the same instance id (what the database lookup finds)."""
         if not instance:
             return None
-        return min((i for i in self._by_instance.get(instance, ()) if i < sid), default=None)
+        found = self._by_instance.get(instance)
+        if found is None:
+            return None
+        if isinstance(found, int):
+            return found if found < sid else None
+        return min((i for i in found if i < sid), default=None)
 
     def commit(self) -> None:
         self._undo.clear()
@@ -49,11 +56,26 @@ class FirstLoad:
 
     def _set(self, sid: int, instance: object) -> None:
         old = self._instance_of.pop(sid, _ABSENT)
-        if isinstance(old, str):
-            self._by_instance[old].discard(sid)
+        if isinstance(old, str) and old:
+            self._forget(old, sid)
         if instance is _ABSENT:
             return
         assert instance is None or isinstance(instance, str)
         self._instance_of[sid] = instance
         if instance:
-            self._by_instance.setdefault(instance, set()).add(sid)
+            found = self._by_instance.get(instance)
+            if found is None:
+                self._by_instance[instance] = sid
+            elif isinstance(found, int):
+                self._by_instance[instance] = {found, sid}
+            else:
+                found.add(sid)
+
+    def _forget(self, instance: str, sid: int) -> None:
+        found = self._by_instance.get(instance)
+        if found == sid:
+            del self._by_instance[instance]
+        elif isinstance(found, set):
+            found.discard(sid)
+            if len(found) == 1:
+                self._by_instance[instance] = next(iter(found))
