@@ -524,40 +524,31 @@ class Warehouse:
               run_id: int | None) -> PageResult:
         now = utcnow()
         result = PageResult()
-        first: FirstLoad | None = None
         began = False
         try:
             with self.engine.begin() as conn:
                 if self.load_path == "columnar":
-                    first, began = self._first_load(conn, form)
+                    began = self._first_load(conn, form)
                 self._load_in(conn, form, checked, watermark, run_id, now, result)
         except BaseException:
-            if first is not None:
-                first.rollback()
-                if began:
-                    self._first_loads.pop(form.key, None)
+            if began:  # the index drop rolled back with the page
+                self._first_loads.pop(form.key, None)
             raise
-        if first is not None:
-            first.commit()
         return result
 
-    def _first_load(self, conn: sa.Connection, form: RegisteredForm) -> tuple[FirstLoad | None, bool]:
-        """The form's first-load memory (see warehouse.firstload), and whether this page begins it: it does when
-        the submission table is empty, and then the instance-id index is dropped, in the page's transaction."""
-        found = self._first_loads.get(form.key)
-        if found is not None:
-            return found[0], False
-        if form.key in self._not_empty:
-            return None, False
+    def _first_load(self, conn: sa.Connection, form: RegisteredForm) -> bool:
+        """Whether this page begins a first load of the form (see warehouse.firstload): it does when the submission
+        table is empty, and then the instance-id index is dropped, in the page's transaction."""
+        if form.key in self._first_loads or form.key in self._not_empty:
+            return False
         root = form.tables.root
         if conn.execute(sa.select(sa.literal(1)).select_from(root).limit(1)).first() is not None:
             self._not_empty.add(form.key)
-            return None, False
+            return False
         index = next(ix for ix in root.indexes if [c.name for c in ix.columns] == ["_instance_id"])
         conn.execute(sa.schema.DropIndex(index, if_exists=True))
-        state = FirstLoad()
-        self._first_loads[form.key] = (state, index)
-        return state, True
+        self._first_loads[form.key] = (FirstLoad(), index)
+        return True
 
     def _end_first_load(self, key: str) -> None:
         """Build the instance-id index a first load left out, and look duplicates up in the database again."""
@@ -770,11 +761,23 @@ class Warehouse:
 
     def _flag_duplicates_in_memory(self, conn: sa.Connection, root: sa.Table, changed: Sequence[Incoming],
                                    first: FirstLoad) -> None:
-        """`_flag_duplicates` during a first load: the same answer, from the load's memory instead of an index."""
+        """`_flag_duplicates` during a first load: the load's hashes name the candidates, the database's rows
+        (looked up by `_id`) decide, so the answer is the same."""
         rows = [(i.sid, _text_or_none(i.data.get("meta/instanceID"))) for i in changed]
-        first.store(rows)
-        updates = [{"sid": sid, "first": earliest} for sid, instance in rows
-                   if (earliest := first.first_of(sid, instance)) is not None]
+        found = first.candidates(rows)
+        if not found:
+            return
+        stored: dict[int, str | None] = {}
+        for chunk in _chunks(sorted({c for cs in found.values() for c in cs}), 900):
+            for sid, instance_id in conn.execute(sa.select(root.c._id, root.c._instance_id).where(
+                    root.c._id.in_(chunk), root.c._deleted_at.is_(None))):
+                stored[int(sid)] = instance_id
+        instance = dict(rows)
+        updates = []
+        for sid, candidates in found.items():
+            earliest = min((c for c in candidates if c in stored and stored[c] == instance[sid]), default=None)
+            if earliest is not None:
+                updates.append({"sid": sid, "first": earliest})
         if updates:
             conn.execute(root.update().where(root.c._id == sa.bindparam("sid"))
                          .values(_duplicate_of=sa.bindparam("first")), updates)
