@@ -374,3 +374,28 @@ def _typed(array: pa.Array, wanted: pa.DataType) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     return array if array.type == wanted else array.cast(wanted)
+
+
+_HISTORY = pa.schema([("asset_key", pa.string()), ("submission_id", pa.int64()), ("seen_at", pa.timestamp("us")),
+                      ("run_id", pa.int64()), ("change", pa.string()), ("uuid", pa.string()),
+                      ("validation_status", pa.string()), ("validation_by", pa.string())])
+
+
+def with_asset_key(rows: pa.Table, key: str) -> pa.Table:
+    return rows.append_column("asset_key", pa.array([key] * rows.num_rows, pa.string()))
+
+
+def raw_rows(key: str, items: Sequence[Incoming], uuids: Sequence[str], fetched_at: dt.datetime) -> pa.Table:
+    """`submissions_raw` rows: each submission's JSON as received, with its digest."""
+    n = len(items)
+    return pa.table({
+        "asset_key": pa.array([key] * n, pa.string()),
+        "submission_id": pa.array([i.sid for i in items], pa.int64()),
+        "uuid": pa.array(uuids, pa.string()),
+        "digest": pa.array([i.digest for i in items], pa.string()),
+        "json": pa.array([i.raw for i in items], pa.string()),
+        "fetched_at": pa.array([fetched_at] * n, pa.timestamp("us"))})
+
+
+def history_rows(history: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(history, schema=_HISTORY)

@@ -20,12 +20,11 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 import psycopg
-import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,17 +32,19 @@ from common.errors import AminaError, AssetBusy, ConfigError, WarehouseError
 from common.gcpause import gc_paused
 from forms.schema import Field, FormSchema, Kind
 from warehouse import bookkeeping as bk
-from warehouse.arrowbulk import ArrowInserts
 from warehouse.bulk import BulkInserts
-from warehouse.columnar import ColumnarFlattener, ColumnarPage
 from warehouse.convert import json_text, storable
-from warehouse.firstload import FirstLoad
 from warehouse.flatten import RESTRICTED, FlatPage, Flattener
 from warehouse.load import CheckedPage, DataRefused, Incoming, PageResult, SetAside, check_page, one_by_one
 from warehouse.names import choose_base_name, names_in_use
 from warehouse.protect import Pseudonymizer, missing_key_error
 from warehouse.tables import GEO_PARTS, FormTables, PreviousNames, sql_type_of
 from warehouse.views import ANALYST_ROLE, create_views, execute_ddl, grant_analyst, view_names
+
+if TYPE_CHECKING:  # Arrow and NumPy are imported when a page is first stored: commands that only read start faster
+    from warehouse.arrowbulk import ArrowInserts
+    from warehouse.columnar import ColumnarFlattener, ColumnarPage
+    from warehouse.firstload import FirstLoad
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class Warehouse:
                 schema_translate_map={bk.RESTRICTED_SCHEMA: None, bk.ANALYST_SCHEMA: None})
         self.engine = engine
         self._bulk = BulkInserts(engine.dialect, schemas=self.has_schemas)
-        self._arrow = ArrowInserts(engine.dialect, schemas=self.has_schemas)
+        self._arrow_inserts: ArrowInserts | None = None
         # forms being filled from empty in this process: their instance-id index waits for the end of the load
         self._first_loads: dict[str, tuple[FirstLoad, sa.Index]] = {}
         self._not_empty: set[str] = set()  # forms whose submission table held rows when first written here
@@ -145,6 +146,13 @@ class Warehouse:
         if not create and path is None:
             self._guard(self._require_bookkeeping, "open the warehouse")
         self._guard(self._create_bookkeeping, "create the bookkeeping tables")
+
+    def _arrow(self, conn: sa.Connection, table: sa.Table, rows: Any) -> None:
+        if self._arrow_inserts is None:
+            from warehouse.arrowbulk import ArrowInserts
+
+            self._arrow_inserts = ArrowInserts(self.engine.dialect, schemas=self.has_schemas)
+        self._arrow_inserts(conn, table, rows)
 
     def _require_bookkeeping(self) -> None:
         with self.engine.connect() as conn:
@@ -290,6 +298,8 @@ class Warehouse:
             create_views(conn, tables)
         for w in warnings:
             log.warning("%s", w)
+        from warehouse.columnar import ColumnarFlattener
+
         flattener = Flattener(tables, self.pseudonymizer)
         return RegisteredForm(key=key, asset_uid=asset_uid, server_url=server_url, tables=tables,
                               flattener=flattener, warnings=tuple(warnings),
@@ -575,6 +585,8 @@ class Warehouse:
         if conn.execute(sa.select(sa.literal(1)).select_from(root).limit(1)).first() is not None:
             self._not_empty.add(form.key)
             return False
+        from warehouse.firstload import FirstLoad
+
         index = next(ix for ix in root.indexes if [c.name for c in ix.columns] == ["_instance_id"])
         conn.execute(sa.schema.DropIndex(index, if_exists=True))
         self._first_loads[form.key] = (FirstLoad(), index)
@@ -706,6 +718,8 @@ class Warehouse:
         """The columnar path: every table of the page as Arrow columns (warehouse.columnar), each handed to the
         database whole (warehouse.arrowbulk). Stores exactly what `_write` stores. `ready`: the page's
         submissions flattened ahead (`prepare_page`); the rows of those that changed are taken from it."""
+        from warehouse.columnar import history_rows, raw_rows, with_asset_key
+
         assert form.columnar is not None
         counts = PageResult()
         changed, replaced, history = self._changes(form, items, known, now, run_id, counts)
@@ -724,18 +738,9 @@ class Warehouse:
             if rows is not None:
                 self._arrow(conn, table, rows)
         if page.restricted is not None:
-            secret = page.restricted
-            self._arrow(conn, bk.restricted_values,
-                        secret.append_column("asset_key", pa.array([form.key] * secret.num_rows, pa.string())))
-        n = len(changed)
-        self._arrow(conn, bk.submissions_raw, pa.table({
-            "asset_key": pa.array([form.key] * n, pa.string()),
-            "submission_id": pa.array([i.sid for i in changed], pa.int64()),
-            "uuid": pa.array([h["uuid"] for h in history], pa.string()),
-            "digest": pa.array([i.digest for i in changed], pa.string()),
-            "json": pa.array([i.raw for i in changed], pa.string()),
-            "fetched_at": pa.array([now] * n, pa.timestamp("us"))}))
-        self._arrow(conn, bk.submission_history, pa.Table.from_pylist(history, schema=_HISTORY))
+            self._arrow(conn, bk.restricted_values, with_asset_key(page.restricted, form.key))
+        self._arrow(conn, bk.submissions_raw, raw_rows(form.key, changed, [h["uuid"] for h in history], now))
+        self._arrow(conn, bk.submission_history, history_rows(history))
         attachment_rows = _attachment_rows(form.key, changed)
         if attachment_rows:
             self._bulk(conn, bk.attachments, _unique(attachment_rows, ("uid",)))
@@ -1059,11 +1064,6 @@ class _Prepared:
     dirty: bool
     checked: CheckedPage
     flat: ColumnarPage
-
-
-_HISTORY = pa.schema([("asset_key", pa.string()), ("submission_id", pa.int64()), ("seen_at", pa.timestamp("us")),
-                      ("run_id", pa.int64()), ("change", pa.string()), ("uuid", pa.string()),
-                      ("validation_status", pa.string()), ("validation_by", pa.string())])
 
 
 def _add_counts(result: PageResult, counts: PageResult) -> None:
