@@ -302,9 +302,7 @@ def _sync_held(client: KoboClient, warehouse: Warehouse, asset_uid: str, key: st
         cursor: Watermark | None = None
 
         def fetch(after: Watermark | None) -> Page:
-            page = client.data_page(asset_uid, query=_query_after(base, after), sort=ORDER, limit=page_size)
-            warehouse.prepare_page(prepared.form, page.results, dirty=page.dirty)  # on this thread, ahead
-            return page
+            return client.data_page(asset_uid, query=_query_after(base, after), sort=ORDER, limit=page_size)
 
         pending = ahead.submit(fetch, None)
         while True:

@@ -47,27 +47,6 @@ class ColumnarPage:
     restricted: pa.Table | None = None  # table_name, submission_id, row_id, path, value
     issues: int = 0
     by_rows: int = 0  # submissions the row flattener took (they had issues)
-    issues_of: dict[int, int] = field(default_factory=dict)  # _id → its issues, for those that have any
-
-    def only(self, ids: Sequence[int], root: str, synced_at: dt.datetime) -> ColumnarPage:
-        """The rows of these submissions alone (a page flattened ahead, before the database said which of its
-        submissions changed), stamped with the time they are stored."""
-        wanted = pa.array(ids, pa.int64())
-        out = ColumnarPage(issues=sum(self.issues_of.get(i, 0) for i in ids))
-        for name, table in self.tables.items():
-            key = "_id" if name == root else "_submission_id"
-            kept = table.filter(pc.is_in(table[key], value_set=wanted))
-            if name == root:
-                index = kept.schema.get_field_index("_synced_at")
-                kept = kept.set_column(index, "_synced_at", pa.array([synced_at] * kept.num_rows,
-                                                                      pa.timestamp("us")))
-            if kept.num_rows:
-                out.tables[name] = kept
-        if self.restricted is not None:
-            kept = self.restricted.filter(pc.is_in(self.restricted["submission_id"], value_set=wanted))
-            out.restricted = kept if kept.num_rows else None
-        out.issues_of = {i: self.issues_of[i] for i in ids if i in self.issues_of}
-        return out
 
 
 @dataclass(slots=True)
@@ -337,9 +316,7 @@ class ColumnarFlattener:
         flat = FlatPage()
         for index in np.flatnonzero(built.bad):
             item = items[int(index)]
-            found = len(self.rows.flatten_into(flat, item.data, item.sid, synced_at, list(item.issues)))
-            if found:
-                page.issues_of[item.sid] = found
+            self.rows.flatten_into(flat, item.data, item.sid, synced_at, list(item.issues))
         page.issues = flat.issues
         page.by_rows = int(built.bad.sum())
         for name, schema in self.schemas.items():

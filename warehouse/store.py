@@ -43,7 +43,7 @@ from warehouse.views import ANALYST_ROLE, create_views, execute_ddl, grant_analy
 
 if TYPE_CHECKING:  # Arrow and NumPy are imported when a page is first stored: commands that only read start faster
     from warehouse.arrowbulk import ArrowInserts
-    from warehouse.columnar import ColumnarFlattener, ColumnarPage
+    from warehouse.columnar import ColumnarFlattener
     from warehouse.firstload import FirstLoad
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,6 @@ class Warehouse:
         # forms being filled from empty in this process: their instance-id index waits for the end of the load
         self._first_loads: dict[str, tuple[FirstLoad, sa.Index]] = {}
         self._not_empty: set[str] = set()  # forms whose submission table held rows when first written here
-        self._ahead: dict[int, _Prepared] = {}  # pages prepared by `prepare_page`, by id() of their list
-        self._ahead_lock = threading.Lock()
         if not create and path is None:
             self._guard(self._require_bookkeeping, "open the warehouse")
         self._guard(self._create_bookkeeping, "create the bookkeeping tables")
@@ -527,41 +525,13 @@ class Warehouse:
         `dirty`: the client found NUL characters or lone surrogates in the page's JSON (they are replaced in
         what is stored in the form's tables; the raw JSON keeps them). Submissions without a usable `_id`, or
         that the database refuses, are quarantined, never lost and never blocking (warehouse.load)."""
-        ready = self._take_prepared(form, submissions, dirty)
-        checked = ready.checked if ready is not None else check_page(submissions, dirty=dirty)
-        flat = ready.flat if ready is not None else None
+        checked = check_page(submissions, dirty=dirty)
         with gc_paused():  # a page makes ~100k rows and values that are not garbage; see common.gcpause
-            return self._guard(lambda: self._load(form, checked, watermark, run_id, flat),
+            return self._guard(lambda: self._load(form, checked, watermark, run_id),
                                f"store a page of submissions of form {form.key}")
 
-    def prepare_page(self, form: RegisteredForm, submissions: Sequence[Any], *, dirty: bool = False) -> None:
-        """Do ahead, on the thread that fetched the page, the part of storing it that needs no database: check
-        it, and (columnar path) flatten all its submissions into Arrow columns. `load_page` with the same list
-        and form uses the result (the rows of the submissions that turn out unchanged are dropped then). Never
-        raises: whatever goes wrong here is met again, and reported, by `load_page`."""
-        if self.load_path != "columnar" or form.columnar is None:
-            return
-        try:
-            with gc_paused():
-                checked = check_page(submissions, dirty=dirty)
-                flat = form.columnar.flatten(checked.incoming, _PLACEHOLDER_TIME, dirty=dirty)
-        except Exception:  # load_page does it again, and reports it
-            log.debug("preparing a page ahead failed; it is prepared when stored", exc_info=True)
-            return
-        with self._ahead_lock:
-            while len(self._ahead) >= 4:  # pages prepared but never stored (a run that stopped)
-                self._ahead.pop(next(iter(self._ahead)))
-            self._ahead[id(submissions)] = _Prepared(form, submissions, dirty, checked, flat)
-
-    def _take_prepared(self, form: RegisteredForm, submissions: Sequence[Any], dirty: bool) -> _Prepared | None:
-        with self._ahead_lock:
-            ready = self._ahead.pop(id(submissions), None)
-        if ready is None or ready.submissions is not submissions or ready.form is not form or ready.dirty != dirty:
-            return None
-        return ready
-
     def _load(self, form: RegisteredForm, checked: CheckedPage, watermark: Watermark | None,
-              run_id: int | None, flat: ColumnarPage | None = None) -> PageResult:
+              run_id: int | None) -> PageResult:
         now = utcnow()
         result = PageResult()
         began = False
@@ -569,7 +539,7 @@ class Warehouse:
             with self.engine.begin() as conn:
                 if self.load_path == "columnar":
                     began = self._first_load(conn, form)
-                self._load_in(conn, form, checked, watermark, run_id, now, result, flat)
+                self._load_in(conn, form, checked, watermark, run_id, now, result)
         except BaseException:
             if began:  # the index drop rolled back with the page
                 self._first_loads.pop(form.key, None)
@@ -602,7 +572,7 @@ class Warehouse:
             conn.execute(sa.schema.CreateIndex(found[1], if_not_exists=True))
 
     def _load_in(self, conn: sa.Connection, form: RegisteredForm, checked: CheckedPage, watermark: Watermark | None,
-                 run_id: int | None, now: dt.datetime, result: PageResult, flat: ColumnarPage | None) -> None:
+                 run_id: int | None, now: dt.datetime, result: PageResult) -> None:
         for item in checked.set_aside:
             result.quarantined += self._quarantine(conn, form.key, item, run_id, now)
         for item in checked.superseded:
@@ -618,11 +588,11 @@ class Warehouse:
         write = self._write_columnar if self.load_path == "columnar" and form.columnar else self._write
         try:
             with conn.begin_nested():
-                write(conn, form, checked.incoming, known, now, run_id, result, dirty=checked.dirty, ready=flat)
+                write(conn, form, checked.incoming, known, now, run_id, result, dirty=checked.dirty)
         except DataRefused:  # a value the boundary let through: store one by one, set the refused aside
             def store_one(item: Incoming) -> None:
                 with conn.begin_nested():
-                    write(conn, form, [item], known, now, run_id, result, dirty=checked.dirty, ready=flat)
+                    write(conn, form, [item], known, now, run_id, result, dirty=checked.dirty)
 
             def set_aside(item: Incoming, reason: str) -> None:
                 result.quarantined += self._quarantine(
@@ -682,7 +652,7 @@ class Warehouse:
 
     def _write(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
                known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
-               result: PageResult, *, dirty: bool = False, ready: ColumnarPage | None = None) -> None:
+               result: PageResult, *, dirty: bool = False) -> None:
         """The row path: a dict per row (warehouse.flatten), inserted a table at a time."""
         counts = PageResult()
         changed, replaced, history = self._changes(form, items, known, now, run_id, counts)
@@ -714,10 +684,9 @@ class Warehouse:
 
     def _write_columnar(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
                         known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
-                        result: PageResult, *, dirty: bool = False, ready: ColumnarPage | None = None) -> None:
+                        result: PageResult, *, dirty: bool = False) -> None:
         """The columnar path: every table of the page as Arrow columns (warehouse.columnar), each handed to the
-        database whole (warehouse.arrowbulk). Stores exactly what `_write` stores. `ready`: the page's
-        submissions flattened ahead (`prepare_page`); the rows of those that changed are taken from it."""
+        database whole (warehouse.arrowbulk). Stores exactly what `_write` stores."""
         from warehouse.columnar import history_rows, raw_rows, with_asset_key
 
         assert form.columnar is not None
@@ -726,10 +695,7 @@ class Warehouse:
         if not changed:
             _add_counts(result, counts)
             return
-        if ready is not None:
-            page = ready.only([i.sid for i in changed], form.tables.base, now)
-        else:
-            page = form.columnar.flatten(changed, now, dirty=dirty)
+        page = form.columnar.flatten(changed, now, dirty=dirty)
         counts.bad_values = page.issues
         if replaced:
             self._delete_submissions(conn, form, replaced)
@@ -1054,16 +1020,6 @@ def _q(conn: sa.Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote_identifier(name)
 
 
-_PLACEHOLDER_TIME = dt.datetime(1970, 1, 1)  # `_synced_at` of a page flattened ahead; set when it is stored
-
-
-@dataclass(slots=True)
-class _Prepared:
-    form: RegisteredForm
-    submissions: Sequence[Any]
-    dirty: bool
-    checked: CheckedPage
-    flat: ColumnarPage
 
 
 def _add_counts(result: PageResult, counts: PageResult) -> None:
