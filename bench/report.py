@@ -22,7 +22,7 @@ AMINA_ONLY = "amina-sqlite (1 run)"
 DLT_SQLITE, DLT_DUCKDB, INSERT_FLOOR = "dlt-sqlite", "dlt-duckdb", "insert-floor"
 CONTENDERS = (AMINA_SQLITE, AMINA_PG, BASELINE, DLT_SQLITE, DLT_DUCKDB, FLOOR, INSERT_FLOOR, NOOP)
 OPTIONAL = {DLT_SQLITE: "dlt", DLT_DUCKDB: "dlt"}  # contenders that need the bench extra: the module they import
-PACKAGES = ("sqlalchemy", "pandas", "orjson", "requests", "psycopg")
+PACKAGES = ("sqlalchemy", "pandas", "orjson", "requests", "psycopg", "pyarrow", "numpy", "dlt", "duckdb")
 TARGET_N, RSS_SMALL_N = 100_000, 10_000
 SPEEDUP_TARGET, FLOOR_TARGET, NOOP_SECONDS_TARGET, RSS_TARGET = 2.0, 3.0, 0.5, 1.5  # issue #15's targets
 
