@@ -110,6 +110,7 @@ def run(base_url: str, token: str, assets: dict[str, str], db_path: Path) -> dic
                 rows["root_rows" if table == form else "repeat_rows"] += len(frame)
             phases["to_sql"] += time.perf_counter() - t
             del frames
+    seconds = time.perf_counter() - started
     engine.dispose()
-    return {"seconds": time.perf_counter() - started, **rows, "tables": tables,
+    return {"seconds": seconds, **rows, "rows_written": sum(tables.values()), "tables": tables,
             "phases": {k: round(v, 4) for k, v in phases.items()}}

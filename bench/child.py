@@ -28,6 +28,14 @@ def prepare(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
     if kind == "floor":
         return lambda: contenders.floor(*where)
+    if kind.startswith("dlt-"):
+        from bench import peers
+
+        return lambda: peers.dlt_sync(*where, Path(spec["target"]), kind.removeprefix("dlt-"))
+    if kind == "insert-floor":
+        from bench import peers
+
+        return peers.prepare_insert_floor(Path(spec["source"]), Path(spec["target"]))
     if kind == "noop":
         return lambda: contenders.amina(spec["target"], *where, sweep_every=0)
     if kind.startswith("amina"):

@@ -5,6 +5,7 @@ Everything is imported at module level, so the imports are paid before the child
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ import alembic.command
 import alembic.config  # noqa: F401
 import orjson
 import requests
+import sqlalchemy as sa
 
 from sync.client import KoboClient
 from sync.engine import SyncReport, sync_asset
@@ -59,6 +61,7 @@ def _figures(warehouse: Warehouse, client: KoboClient, session: CountingSession,
             rows[kinds.get(kind_of.get(table, ""), "bridge_rows")] += count
     return {
         **rows,
+        "rows_written": rows_written(warehouse),
         "tables": tables,
         "fetched": sum(r.fetched for r in reports),
         "inserted": sum(r.inserted for r in reports),
@@ -72,11 +75,50 @@ def _figures(warehouse: Warehouse, client: KoboClient, session: CountingSession,
     }
 
 
-def amina(target: str, base_url: str, token: str, assets: dict[str, str], **options: Any) -> dict[str, Any]:
+def rows_written(warehouse: Warehouse) -> int:
+    """Every row the warehouse holds: form tables, bridges, restricted values, raw JSON, history, bookkeeping."""
+    total = 0
+    with warehouse.engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        for schema in ([None, "restricted"] if warehouse.has_schemas else [None]):
+            for name in inspector.get_table_names(schema=schema):
+                table = sa.table(name, schema=schema)
+                total += int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+    return total
+
+
+def page_deciles(times: list[float]) -> list[float]:
+    """Mean seconds per page in each tenth of the pages, in order (fewer than ten pages: one value each)."""
+    if not times:
+        return []
+    tenths = min(10, len(times))
+    bounds = [round(i * len(times) / tenths) for i in range(tenths + 1)]
+    return [round(sum(times[a:b]) / (b - a), 4) for a, b in itertools.pairwise(bounds)]
+
+
+def _timing_pages(warehouse: Warehouse) -> dict[str, list[float]]:
+    """Time every `load_page` of this warehouse, per form (the page's whole transaction)."""
+    pages: dict[str, list[float]] = {}
+    load_page = warehouse.load_page
+
+    def timed(form: Any, submissions: Any, watermark: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return load_page(form, submissions, watermark, **kwargs)
+        finally:
+            pages.setdefault(form.key, []).append(time.perf_counter() - started)
+
+    warehouse.load_page = timed  # type: ignore[method-assign]
+    return pages
+
+
+def amina(target: str, base_url: str, token: str, assets: dict[str, str], *, load_path: str = "columnar",
+          **options: Any) -> dict[str, Any]:
     """Sync every asset into the warehouse at `target` (a SQLite path or a database URL) the way `amina sync`
     does; `options` go to sync_asset (the no-op run passes sweep_every=0: it only asks for new data)."""
     started = time.perf_counter()
-    warehouse = Warehouse(target, pseudonymizer=Pseudonymizer(PSEUDONYM_KEY))
+    warehouse = Warehouse(target, pseudonymizer=Pseudonymizer(PSEUDONYM_KEY), load_path=load_path)
+    pages = _timing_pages(warehouse)
     session = CountingSession()
     client = KoboClient(base_url, token, token_source="the bench token", session=session)
     reports = [sync_asset(client, warehouse, uid, **options) for uid in assets.values()]
@@ -84,7 +126,9 @@ def amina(target: str, base_url: str, token: str, assets: dict[str, str], **opti
     figures = _figures(warehouse, client, session, reports, assets)
     client.close()
     warehouse.dispose()
-    return {"seconds": seconds, **figures}
+    names = {uid: form for form, uid in assets.items()}
+    return {"seconds": seconds, **figures,
+            "page_deciles": {names.get(key, key): page_deciles(times) for key, times in pages.items()}}
 
 
 def floor(base_url: str, token: str, assets: dict[str, str]) -> dict[str, Any]:

@@ -19,10 +19,12 @@ from bench.measure import Sample, Summary
 
 AMINA_SQLITE, AMINA_PG, BASELINE, FLOOR, NOOP = "amina-sqlite", "amina-postgres", "baseline", "floor", "noop"
 AMINA_ONLY = "amina-sqlite (1 run)"
-CONTENDERS = (AMINA_SQLITE, AMINA_PG, BASELINE, FLOOR, NOOP)
-PACKAGES = ("sqlalchemy", "pandas", "orjson", "requests", "psycopg")
+DLT_SQLITE, DLT_DUCKDB, INSERT_FLOOR = "dlt-sqlite", "dlt-duckdb", "insert-floor"
+CONTENDERS = (AMINA_SQLITE, AMINA_PG, BASELINE, DLT_SQLITE, DLT_DUCKDB, FLOOR, INSERT_FLOOR, NOOP)
+OPTIONAL = {DLT_SQLITE: "dlt", DLT_DUCKDB: "dlt"}  # contenders that need the bench extra: the module they import
+PACKAGES = ("sqlalchemy", "pandas", "orjson", "requests", "psycopg", "pyarrow", "numpy", "dlt", "duckdb")
 TARGET_N, RSS_SMALL_N = 100_000, 10_000
-SPEEDUP_TARGET, FLOOR_TARGET, NOOP_SECONDS_TARGET, RSS_TARGET = 5.0, 2.0, 0.5, 1.5
+SPEEDUP_TARGET, FLOOR_TARGET, NOOP_SECONDS_TARGET, RSS_TARGET = 2.0, 3.0, 0.5, 1.5  # issue #15's targets
 
 DESCRIPTIONS = {
     AMINA_SQLITE: "first sync of both assets into a new SQLite warehouse (Warehouse + sync_asset)",
@@ -30,6 +32,10 @@ DESCRIPTIONS = {
     BASELINE: "requests + pandas.json_normalize + repeats exploded into child frames + DataFrame.to_sql to SQLite",
     FLOOR: "download every page (requests) and parse it (orjson), storing nothing",
     NOOP: "second sync of a full SQLite warehouse, sweep_every=0 (asks only for new data)",
+    DLT_SQLITE: "dlt (a plain resource paging through the same data API) into SQLite (its SQLAlchemy destination)",
+    DLT_DUCKDB: "the same dlt pipeline into DuckDB",
+    INSERT_FLOOR: "amina's own rows (every table of a finished amina-sqlite warehouse, read before the clock) "
+                  "inserted into a new SQLite file: one executemany per table, indexes after, no Python per row",
     AMINA_ONLY: "amina-sqlite once, at a larger N, for memory flatness",
 }
 
@@ -143,12 +149,16 @@ def ratio_rows(r: Results) -> list[list[str]]:
     for n in r.ns:
         rows.append([f"{n:,}", _fmt(r.ratio(BASELINE, AMINA_SQLITE, n), suffix="x"),
                      _fmt(r.ratio(AMINA_SQLITE, FLOOR, n), suffix="x"), _fmt(r.ratio(AMINA_PG, FLOOR, n), suffix="x"),
-                     _fmt(r.ratio(BASELINE, FLOOR, n), suffix="x")])
+                     _fmt(r.ratio(BASELINE, FLOOR, n), suffix="x"),
+                     _fmt(r.ratio(DLT_SQLITE, AMINA_SQLITE, n), suffix="x"),
+                     _fmt(r.ratio(DLT_DUCKDB, AMINA_SQLITE, n), suffix="x"),
+                     _fmt(r.ratio(AMINA_SQLITE, INSERT_FLOOR, n), suffix="x")])
     return rows
 
 
 RATIO_HEADER = ["N", "baseline / amina-sqlite (speedup)", "amina-sqlite / floor", "amina-postgres / floor",
-                "baseline / floor"]
+                "baseline / floor", "dlt-sqlite / amina-sqlite", "dlt-duckdb / amina-sqlite",
+                "amina-sqlite / insert-floor"]
 
 
 def rss_lines(r: Results) -> list[str]:
@@ -247,7 +257,7 @@ def consistency(r: Results) -> list[str]:
     for n in sorted({s.n for s in r.summaries}):
         stored = {s.contender: (s.figure("root_rows"), s.figure("repeat_rows"))
                   for s in r.summaries if s.n == n and s.ok and s.contender != NOOP}
-        roots = {v[0] for v in stored.values()}
+        roots = {v[0] for v in stored.values() if v[0] is not None}
         repeats = {v[1] for v in stored.values() if v[1] is not None}
         verdict = "agree" if len(roots) == 1 and len(repeats) <= 1 else "DISAGREE"
         detail = "; ".join(f"{c}: {v[0]:,} submissions" + (f", {v[1]:,} repeat rows" if v[1] is not None else "")
@@ -266,6 +276,21 @@ def consistency(r: Results) -> list[str]:
             notes.append(f"N={n:,}: time inside HTTP requests — the server's work and the transfer; a client that "
                          "fetches ahead overlaps it with its own work (medians): " + "; ".join(waits))
         amina = r.get(AMINA_SQLITE, n)
+        written = {s.contender: s.figure("rows_written") for s in r.summaries
+                   if s.n == n and s.ok and s.contender != NOOP and s.figure("rows_written")}
+        if written:
+            notes.append(f"N={n:,}: rows written (every table, bookkeeping included) — " +
+                         "; ".join(f"{c} {v:,}" for c, v in written.items()))
+        for s in r.summaries:
+            if s.n != n or not s.ok or s.contender == NOOP or not s.figure("page_deciles"):
+                continue
+            for form in s.figure("page_deciles"):
+                runs = [x.figures["page_deciles"][form] for x in s.samples if form in x.figures.get("page_deciles", {})]
+                values = [statistics.median(run[i] for run in runs) for i in range(min(len(run) for run in runs))]
+                if len(values) >= 2:
+                    shown = ", ".join(f"{v:.3f}" for v in values)
+                    notes.append(f"N={n:,}: {s.contender} {form}: median s per page by tenth of the pages {shown} "
+                                 f"(last / first {values[-1] / values[0]:.2f}x)")
         if amina and amina.figure("bridge_rows") is not None:
             notes.append(f"N={n:,}: amina also stored {amina.figure('bridge_rows'):,} select_multiple bridge rows "
                          "(one per chosen code), which the baseline does not make")

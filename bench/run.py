@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import shlex
 import shutil
@@ -27,7 +28,9 @@ from bench.report import (
     AMINA_SQLITE,
     BASELINE,
     CONTENDERS,
+    INSERT_FLOOR,
     NOOP,
+    OPTIONAL,
     Results,
     as_json,
     from_json,
@@ -165,6 +168,8 @@ class Runner:
     def sample(self, contender: str, workload: Workload, repetition: int, target: str | None,
                label: str | None = None) -> Sample:
         spec: dict[str, Any] = {"contender": contender, **workload.spec(), "target": target}
+        if contender == INSERT_FLOOR:
+            spec["source"] = str(self.noop_db(workload))
         code = code_fingerprint()
         figures, rss = run_child(self.launcher, spec)
         figures["code"] = code
@@ -180,10 +185,15 @@ class Runner:
             assert isinstance(self.pg, Postgres)
             pg, name = self.pg, f"bench_{workload.n}_{repetition}"
             return pg.create(name), lambda: pg.drop(name)
-        if contender in (AMINA_SQLITE, BASELINE):
+        if contender in (AMINA_SQLITE, BASELINE, INSERT_FLOOR, *OPTIONAL):
             path = self.workdir / f"{contender}-{workload.n}-{repetition}.db"
             _remove_sqlite(path)
-            return str(path), lambda: _remove_sqlite(path)
+
+            def remove() -> None:
+                _remove_sqlite(path)
+                Path(f"{path}.wal").unlink(missing_ok=True)  # DuckDB's
+                shutil.rmtree(self.workdir / f"{path.stem}-dlt", ignore_errors=True)
+            return str(path), remove
         if contender == NOOP:
             return str(self.noop_db(workload)), lambda: None
         return None, lambda: None
@@ -204,12 +214,14 @@ class Runner:
     def bench_n(self, workload: Workload, repeat: int) -> list[Summary]:
         """Every contender at one N, `repeat` times, interleaved round robin (A B C D A B C D …)."""
         contenders = [c for c in CONTENDERS if c != AMINA_PG or isinstance(self.pg, Postgres)]
-        failed: dict[str, str] = {}
+        failed: dict[str, str] = {c: f"not installed: {module} (pip install -e '.[bench]')"
+                                  for c, module in OPTIONAL.items() if importlib.util.find_spec(module) is None}
         # The no-op contender needs a warehouse that already holds everything: made once, untimed.
         _remove_sqlite(self.noop_db(workload))
         if not self.attempt(failed, "amina-prepare", workload, 0, str(self.noop_db(workload)),
                             label="(no-op's first sync)"):
             failed[NOOP] = failed.pop("(no-op's first sync)")
+            failed[INSERT_FLOOR] = "no finished warehouse to copy (the no-op's first sync failed)"
         samples: dict[str, list[Sample]] = {c: [] for c in contenders}
         try:
             for repetition in range(1, repeat + 1):

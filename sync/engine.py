@@ -39,7 +39,7 @@ from sync.sweep import SweepSettings, check_position
 from sync.sweep_costs import WATERMARK
 from sync.sweep_source import Fetched
 from warehouse.manifest import StoredForm
-from warehouse.store import RegisteredForm, SweepMarks, Warehouse, Watermark
+from warehouse.store import RegisteredForm, SweepMarks, Warehouse, Watermark, utcnow
 
 __all__ = ["DEFAULT_FULL_SWEEP_EVERY", "DEFAULT_OVERLAP", "Progress", "SyncReport", "as_source", "deployed_content",
            "prepare_form", "schema_of", "store_page", "sync_asset"]
@@ -241,7 +241,7 @@ def _sync_held(source: Source, warehouse: Warehouse, form_id: str, key: str, *, 
     started = time.monotonic()
     requests_before = source.requests_made
     report.run_id = warehouse.start_run(key, source.server_url)
-    run_started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    run_started = utcnow()
     # the next page is requested as soon as this one is read, and downloads while this one is stored (the
     # watermark still moves only with what is stored); no request outlives the run
     ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{key}")

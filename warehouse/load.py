@@ -62,6 +62,7 @@ class CheckedPage:
     incoming: list[Incoming]
     set_aside: list[SetAside]
     superseded: list[Incoming]  # earlier copies of an `_id` that appears again later in the page
+    dirty: bool = False  # the client's lenient parser read the page (see `check_page`)
 
 
 def _encode(submission: Mapping[str, Any]) -> tuple[str, str]:
@@ -102,7 +103,7 @@ def check_page(submissions: Sequence[Any], *, dirty: bool, raw: Sequence[Any] | 
         if sid in by_id:
             superseded.append(by_id.pop(sid))
         by_id[sid] = item
-    return CheckedPage(incoming=list(by_id.values()), set_aside=set_aside, superseded=superseded)
+    return CheckedPage(incoming=list(by_id.values()), set_aside=set_aside, superseded=superseded, dirty=dirty)
 
 
 def page_is_dirty(submissions: Iterable[Mapping[str, Any]]) -> bool:

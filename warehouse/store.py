@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -41,12 +41,18 @@ from warehouse.protect import Pseudonymizer, missing_key_error
 from warehouse.tables import GEO_PARTS, FormTables, PreviousNames, sql_type_of
 from warehouse.views import ANALYST_ROLE, create_views, execute_ddl, grant_analyst, view_names
 
+if TYPE_CHECKING:  # Arrow and NumPy are imported when a page is first stored: commands that only read start faster
+    from warehouse.arrowbulk import ArrowInserts
+    from warehouse.columnar import ColumnarFlattener
+    from warehouse.firstload import FirstLoad
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 _local_locks: dict[str, threading.Lock] = {}
 MIGRATIONS = Path(__file__).parent / "migrations"
+WAL_CHECKPOINT_PAGES = 16384  # SQLite pages (4 KiB) of WAL between automatic checkpoints
 DDL_LOCK = 0x616D696E61  # "amina": serializes schema changes between workers sharing one PostgreSQL
 
 
@@ -118,6 +124,10 @@ class RegisteredForm:
     tables: FormTables
     flattener: Flattener
     warnings: tuple[str, ...] = ()
+    columnar: ColumnarFlattener | None = None  # the same tables a page at a time, in Arrow columns
+
+
+LOAD_PATHS = ("columnar", "rows")
 
 
 class Warehouse:
@@ -125,7 +135,12 @@ class Warehouse:
     not exist yet instead of making an empty one."""
 
     def __init__(self, target: str, *, echo: bool = False, pseudonymizer: Pseudonymizer | None = None,
-                 create: bool = True):
+                 create: bool = True, load_path: str = "columnar"):
+        """`load_path`: how pages are stored — "columnar" (the default: whole columns, warehouse.columnar) or
+        "rows" (a dict per row, warehouse.flatten); both store exactly the same values."""
+        if load_path not in LOAD_PATHS:
+            raise ValueError(f"load_path must be one of {', '.join(LOAD_PATHS)}, not {load_path!r}")
+        self.load_path = load_path
         self.url = database_url(target)
         self.pseudonymizer = pseudonymizer
         path = sqlite_path(target)
@@ -143,6 +158,10 @@ class Warehouse:
                 schema_translate_map={bk.RESTRICTED_SCHEMA: None, bk.ANALYST_SCHEMA: None})
         self.engine = engine
         self._bulk = BulkInserts(engine.dialect, schemas=self.has_schemas)
+        self._arrow_inserts: ArrowInserts | None = None
+        # forms being filled from empty in this process: their instance-id index waits for the end of the load
+        self._first_loads: dict[str, tuple[FirstLoad, sa.Index]] = {}
+        self._not_empty: set[str] = set()  # forms whose submission table held rows when first written here
         if not create and path is None:
             self._guard(self._require_bookkeeping, "open the warehouse")
         try:
@@ -152,6 +171,13 @@ class Warehouse:
                 raise
             # a role that may only read (amina_analyst reading the analyst schema): the warehouse is read as it is
             log.debug("%s: this role may not migrate the warehouse; reading it as it is", self.safe_url)
+
+    def _arrow(self, conn: sa.Connection, table: sa.Table, rows: Any) -> None:
+        if self._arrow_inserts is None:
+            from warehouse.arrowbulk import ArrowInserts
+
+            self._arrow_inserts = ArrowInserts(self.engine.dialect, schemas=self.has_schemas)
+        self._arrow_inserts(conn, table, rows)
 
     def _require_bookkeeping(self) -> None:
         with self.engine.connect() as conn:
@@ -301,8 +327,12 @@ class Warehouse:
             create_views(conn, tables)
         for w in warnings:
             log.warning("%s", w)
+        from warehouse.columnar import ColumnarFlattener
+
+        flattener = Flattener(tables, self.pseudonymizer)
         return RegisteredForm(key=key, asset_uid=asset_uid, server_url=server_url, tables=tables,
-                              flattener=Flattener(tables, self.pseudonymizer), warnings=tuple(warnings))
+                              flattener=flattener, warnings=tuple(warnings),
+                              columnar=ColumnarFlattener(tables, self.pseudonymizer, flattener))
 
     def _sticky_sensitive(self, conn: sa.Connection, key: str, name: str, schema: FormSchema
                           ) -> tuple[FormSchema, list[str]]:
@@ -383,10 +413,9 @@ class Warehouse:
                         conn.exec_driver_sql(f"ALTER TABLE {_q(conn, table.name)} ADD COLUMN {ddl}")
                         if self.has_schemas and column.comment:  # CREATE TABLE carries comments; ALTER does not
                             conn.execute(sa.schema.SetColumnComment(column))
-                indexed = {i["name"] for i in inspector.get_indexes(table.name)}
-                for index in table.indexes:  # an index a later release added (e.g. the sweep's manifest index)
-                    if index.name not in indexed:
-                        index.create(conn)
+                for index in table.indexes:  # one a first load left unbuilt (a run that ended without finishing)
+                    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+            self._first_loads.pop(key, None)
             newly = {p for p in tables.schema.sensitive_paths if p in was_clear}
             if newly:
                 if self.pseudonymizer is None:
@@ -551,39 +580,78 @@ class Warehouse:
               run_id: int | None, found_by: str | None = None) -> PageResult:
         now = utcnow()
         result = PageResult()
-        with self.engine.begin() as conn:
-            for item in checked.set_aside:
-                result.quarantined += self._quarantine(conn, form.key, item, run_id, now)
-            for item in checked.superseded:
-                result.quarantined += self._quarantine(conn, form.key, SetAside(
-                    str(item.sid), "the same _id came again later in the same page; the later one was stored",
-                    item.raw, item.digest), run_id, now)
-            if checked.superseded:
-                self._bulk(conn, bk.submission_history, [
-                    {"asset_key": form.key, "submission_id": i.sid, "seen_at": now, "run_id": run_id,
-                     "change": "superseded", "uuid": _text_or_none(i.data.get("_uuid")), "validation_status": None,
-                     "validation_by": None, "found_by": found_by} for i in checked.superseded])
-            known = self._known(conn, form, [i.sid for i in checked.incoming])
-            try:
-                with conn.begin_nested():
-                    self._write(conn, form, checked.incoming, known, now, run_id, result, found_by)
-            except DataRefused:  # a value the boundary let through: store one by one, set the refused aside
-                def store_one(item: Incoming) -> None:
-                    with conn.begin_nested():
-                        self._write(conn, form, [item], known, now, run_id, result, found_by)
-
-                def set_aside(item: Incoming, reason: str) -> None:
-                    result.quarantined += self._quarantine(
-                        conn, form.key, SetAside(str(item.sid), reason, item.raw, item.digest), run_id, now)
-
-                refused = one_by_one(checked.incoming, store_one, set_aside)
-                log.warning("form %s: %d submission(s) of a page refused by the database, quarantined", form.key,
-                            refused)
-            if watermark is not None:
-                self._set_watermark(conn, form.key, watermark, now)
-            if run_id is not None:
-                self._heartbeat(conn, run_id, now)
+        began = False
+        try:
+            with self.engine.begin() as conn:
+                if self.load_path == "columnar":
+                    began = self._first_load(conn, form)
+                self._load_in(conn, form, checked, watermark, run_id, now, result, found_by)
+        except BaseException:
+            if began:  # the index drop rolled back with the page
+                self._first_loads.pop(form.key, None)
+            raise
         return result
+
+    def _first_load(self, conn: sa.Connection, form: RegisteredForm) -> bool:
+        """Whether this page begins a first load of the form (see warehouse.firstload): it does when the submission
+        table is empty, and then the instance-id index is dropped, in the page's transaction."""
+        if form.key in self._first_loads or form.key in self._not_empty:
+            return False
+        root = form.tables.root
+        if conn.execute(sa.select(sa.literal(1)).select_from(root).limit(1)).first() is not None:
+            self._not_empty.add(form.key)
+            return False
+        from warehouse.firstload import FirstLoad
+
+        index = next(ix for ix in root.indexes if [c.name for c in ix.columns] == ["_instance_id"])
+        conn.execute(sa.schema.DropIndex(index, if_exists=True))
+        self._first_loads[form.key] = (FirstLoad(), index)
+        return True
+
+    def _end_first_load(self, key: str) -> None:
+        """Build the instance-id index a first load left out, and look duplicates up in the database again."""
+        found = self._first_loads.pop(key, None)
+        if found is None:
+            return
+        self._not_empty.add(key)
+        with self.engine.begin() as conn:
+            conn.execute(sa.schema.CreateIndex(found[1], if_not_exists=True))
+
+    def _load_in(self, conn: sa.Connection, form: RegisteredForm, checked: CheckedPage, watermark: Watermark | None,
+                 run_id: int | None, now: dt.datetime, result: PageResult, found_by: str | None = None) -> None:
+        for item in checked.set_aside:
+            result.quarantined += self._quarantine(conn, form.key, item, run_id, now)
+        for item in checked.superseded:
+            result.quarantined += self._quarantine(conn, form.key, SetAside(
+                str(item.sid), "the same _id came again later in the same page; the later one was stored",
+                item.raw, item.digest), run_id, now)
+        if checked.superseded:
+            self._bulk(conn, bk.submission_history, [
+                {"asset_key": form.key, "submission_id": i.sid, "seen_at": now, "run_id": run_id,
+                 "change": "superseded", "uuid": _text_or_none(i.data.get("_uuid")), "validation_status": None,
+                 "validation_by": None, "found_by": found_by} for i in checked.superseded])
+        known = self._known(conn, form, [i.sid for i in checked.incoming])
+        write = self._write_columnar if self.load_path == "columnar" and form.columnar else self._write
+        try:
+            with conn.begin_nested():
+                write(conn, form, checked.incoming, known, now, run_id, result, dirty=checked.dirty,
+                      found_by=found_by)
+        except DataRefused:  # a value the boundary let through: store one by one, set the refused aside
+            def store_one(item: Incoming) -> None:
+                with conn.begin_nested():
+                    write(conn, form, [item], known, now, run_id, result, dirty=checked.dirty, found_by=found_by)
+
+            def set_aside(item: Incoming, reason: str) -> None:
+                result.quarantined += self._quarantine(
+                    conn, form.key, SetAside(str(item.sid), reason, item.raw, item.digest), run_id, now)
+
+            refused = one_by_one(checked.incoming, store_one, set_aside)
+            log.warning("form %s: %d submission(s) of a page refused by the database, quarantined", form.key,
+                        refused)
+        if watermark is not None:
+            self._set_watermark(conn, form.key, watermark, now)
+        if run_id is not None:
+            self._heartbeat(conn, run_id, now)
 
     def _known(self, conn: sa.Connection, form: RegisteredForm, ids: list[int]) -> dict[int, tuple[str, str, Any]]:
         """_id → (digest, uuid, validation uid) of what is stored for these ids."""
@@ -600,14 +668,13 @@ class Warehouse:
                 known[int(sid)] = (digest if deleted_at is None else "", uuid, status)
         return known
 
-    def _write(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
-               known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
-               result: PageResult, found_by: str | None = None) -> None:
-        page = FlatPage()
+    def _changes(self, form: RegisteredForm, items: list[Incoming], known: dict[int, tuple[str, str, Any]],
+                 now: dt.datetime, run_id: int | None, counts: PageResult, found_by: str | None = None
+                 ) -> tuple[list[Incoming], list[int], list[dict[str, Any]]]:
+        """Which submissions to write (new or changed), which stored ones they replace, and their history rows."""
         changed: list[Incoming] = []
         replaced: list[int] = []
         history: list[dict[str, Any]] = []
-        counts = PageResult()
         for item in items:
             old = known.get(item.sid)
             if old is not None and old[0] == item.digest:
@@ -628,7 +695,17 @@ class Warehouse:
             history.append({"asset_key": form.key, "submission_id": item.sid, "seen_at": now, "run_id": run_id,
                             "change": change, "uuid": uuid, "validation_status": _text_or_none(status.get("uid")),
                             "validation_by": _text_or_none(status.get("by_whom")), "found_by": found_by})
-            form.flattener.flatten_into(page, s, item.sid, now, list(item.issues))
+        return changed, replaced, history
+
+    def _write(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
+               known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
+               result: PageResult, *, dirty: bool = False, found_by: str | None = None) -> None:
+        """The row path: a dict per row (warehouse.flatten), inserted a table at a time."""
+        counts = PageResult()
+        changed, replaced, history = self._changes(form, items, known, now, run_id, counts, found_by)
+        page = FlatPage()
+        for item in changed:
+            form.flattener.flatten_into(page, item.data, item.sid, now, list(item.issues))
         counts.bad_values = page.issues
         if replaced:
             self._delete_submissions(conn, form, replaced)
@@ -650,8 +727,42 @@ class Warehouse:
             if attachment_rows:
                 self._bulk(conn, bk.attachments, _unique(attachment_rows, ("uid",)))
             self._flag_duplicates(conn, form.tables.root, changed)
-        for name in ("inserted", "updated", "unchanged", "bad_values"):
-            setattr(result, name, getattr(result, name) + getattr(counts, name))
+        _add_counts(result, counts)
+
+    def _write_columnar(self, conn: sa.Connection, form: RegisteredForm, items: list[Incoming],
+                        known: dict[int, tuple[str, str, Any]], now: dt.datetime, run_id: int | None,
+                        result: PageResult, *, dirty: bool = False, found_by: str | None = None) -> None:
+        """The columnar path: every table of the page as Arrow columns (warehouse.columnar), each handed to the
+        database whole (warehouse.arrowbulk). Stores exactly what `_write` stores."""
+        from warehouse.columnar import history_rows, raw_rows, with_asset_key
+
+        assert form.columnar is not None
+        counts = PageResult()
+        changed, replaced, history = self._changes(form, items, known, now, run_id, counts, found_by)
+        if not changed:
+            _add_counts(result, counts)
+            return
+        page = form.columnar.flatten(changed, now, dirty=dirty)
+        counts.bad_values = page.issues
+        if replaced:
+            self._delete_submissions(conn, form, replaced)
+        for table in form.tables.all_tables():
+            rows = page.tables.get(table.name)
+            if rows is not None:
+                self._arrow(conn, table, rows)
+        if page.restricted is not None:
+            self._arrow(conn, bk.restricted_values, with_asset_key(page.restricted, form.key))
+        self._arrow(conn, bk.submissions_raw, raw_rows(form.key, changed, [h["uuid"] for h in history], now))
+        self._arrow(conn, bk.submission_history, history_rows(history))
+        attachment_rows = _attachment_rows(form.key, changed)
+        if attachment_rows:
+            self._bulk(conn, bk.attachments, _unique(attachment_rows, ("uid",)))
+        first = self._first_loads.get(form.key)
+        if first is None:
+            self._flag_duplicates(conn, form.tables.root, changed)
+        else:
+            self._flag_duplicates_in_memory(conn, form.tables.root, changed, first[0])
+        _add_counts(result, counts)
 
     def _quarantine(self, conn: sa.Connection, key: str, item: SetAside, run_id: int | None, now: dt.datetime) -> int:
         """Keep a submission that cannot be stored whole, once (by digest); 1 if it is new in quarantine."""
@@ -700,10 +811,35 @@ class Warehouse:
             conn.execute(root.update().where(root.c._id == sa.bindparam("sid"))
                          .values(_duplicate_of=sa.bindparam("first")), updates)
 
+    def _flag_duplicates_in_memory(self, conn: sa.Connection, root: sa.Table, changed: Sequence[Incoming],
+                                   first: FirstLoad) -> None:
+        """`_flag_duplicates` during a first load: the load's hashes name the candidates, the database's rows
+        (looked up by `_id`) decide, so the answer is the same."""
+        rows = [(i.sid, _text_or_none(i.data.get("meta/instanceID"))) for i in changed]
+        found = first.candidates(rows)
+        if not found:
+            return
+        stored: dict[int, str | None] = {}
+        for chunk in _chunks(sorted({c for cs in found.values() for c in cs}), 900):
+            for sid, instance_id in conn.execute(sa.select(root.c._id, root.c._instance_id).where(
+                    root.c._id.in_(chunk), root.c._deleted_at.is_(None))):
+                stored[int(sid)] = instance_id
+        instance = dict(rows)
+        updates = []
+        for sid, candidates in found.items():
+            earliest = min((c for c in candidates if c in stored and stored[c] == instance[sid]), default=None)
+            if earliest is not None:
+                updates.append({"sid": sid, "first": earliest})
+        if updates:
+            conn.execute(root.update().where(root.c._id == sa.bindparam("sid"))
+                         .values(_duplicate_of=sa.bindparam("first")), updates)
+
     def mark_deleted(self, form: RegisteredForm, ids: Sequence[int], *, run_id: int | None = None,
                      found_by: str | None = None) -> int:
         """Mark submissions that the server no longer has; their rows stay, with `_deleted_at` set. Only those
         not marked already get a history row."""
+        self._guard(lambda: self._end_first_load(form.key), f"index the submissions of form {form.key}")
+
         def go() -> int:
             now = utcnow()
             root = form.tables.root
@@ -882,6 +1018,10 @@ class Warehouse:
 
     def finish_run(self, run_id: int, *, status: str, error: str | None = None, **counts: Any) -> None:
         def go() -> None:
+            with self.engine.connect() as conn:
+                key = conn.execute(sa.select(bk.sync_runs.c.asset_key)
+                                   .where(bk.sync_runs.c.run_id == run_id)).scalar_one()
+            self._end_first_load(key)  # the index a first load left out, built once, before the run counts as done
             now = utcnow()
             with self.engine.begin() as conn:
                 started = conn.execute(sa.select(bk.sync_runs.c.started_at)
@@ -890,8 +1030,6 @@ class Warehouse:
                     status=status, error=None if error is None else storable(error), finished_at=now,
                     heartbeat_at=now, seconds=(now - _as_datetime(started)).total_seconds(), **counts))
                 if status == "ok":
-                    key = conn.execute(sa.select(bk.sync_runs.c.asset_key)
-                                       .where(bk.sync_runs.c.run_id == run_id)).scalar_one()
                     conn.execute(bk.forms.update().where(bk.forms.c.asset_key == key).values(
                         last_synced_at=now,
                         first_synced_at=sa.func.coalesce(bk.forms.c.first_synced_at, now)))
@@ -948,6 +1086,13 @@ def _permission_denied(exc: BaseException | None) -> bool:
 
 def _q(conn: sa.Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote_identifier(name)
+
+
+
+
+def _add_counts(result: PageResult, counts: PageResult) -> None:
+    for name in ("inserted", "updated", "unchanged", "bad_values"):
+        setattr(result, name, getattr(result, name) + getattr(counts, name))
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
@@ -1030,6 +1175,9 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
+    # a checkpoint (copy the WAL into the file, two fsyncs) every ~64 MiB of pages instead of every ~4 MiB: a
+    # page of a thousand submissions writes several MiB, so the default checkpointed at nearly every commit
+    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     cur.close()
 
 
