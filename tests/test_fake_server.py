@@ -160,6 +160,23 @@ def test_answers_are_stored_as_kobo_stores_them(kobo):
     assert kobo.store.submission(uid, doc["meta/rootUuid"])["_id"] == doc["_id"]  # the first one answers
 
 
+def test_a_batch_is_numbered_in_the_order_it_is_received(kobo):
+    """KoBo gives `_id` and `_submission_time` when it saves a submission, so they rise together: a batch handed
+    over in any order (the generator's is by collection day) gets its ids in order of submission time."""
+    from types import SimpleNamespace
+
+    uid = new_asset(kobo, 0)
+    offsets = [5, 1, 4, 2, 3, 0]
+    items = [SimpleNamespace(answers=answers(i), submission_time=T0 + dt.timedelta(hours=h))
+             for i, h in enumerate(offsets, start=1)]
+    ids = kobo.store.add_submissions(uid, items)
+    docs = [kobo.store.submission(uid, sid) for sid in ids]
+    assert [d["hh/head"] for d in docs] == [f"Head {i}" for i in range(1, 7)]  # ids come back in the caller's order
+    by_id = sorted(docs, key=lambda d: d["_id"])
+    assert [d["_submission_time"] for d in by_id] == sorted(d["_submission_time"] for d in docs)
+    assert [by_id.index(d) for d in docs] == offsets
+
+
 def test_the_same_seed_gives_the_same_uids_and_documents():
     def run() -> tuple[str, dict]:
         store = KoboStore(seed=11)
