@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
-from warehouse.bulk import DATA_ERRORS, driver_reason
+from warehouse.bulk import DATA_ERRORS, driver_reason, named_column
 from warehouse.load import DataRefused
 
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")
@@ -91,14 +91,9 @@ def _tuples(rows: pa.Table) -> zip:
 
 
 def _suspect(exc: BaseException) -> str | None:
-    diag = getattr(exc, "diag", None)
-    named = getattr(diag, "column_name", None) if diag is not None else None
+    named = named_column(exc)
     if named:
-        return str(named)
-    context = getattr(diag, "context", None) if diag is not None else None
-    found = re.search(r"column (\w+)", context or "")
-    if found:
-        return found.group(1)
+        return named
     if isinstance(exc, sqlite3.IntegrityError):
         found = re.search(r"\.(\w+)$", str(exc))
         return found.group(1) if found else None

@@ -94,14 +94,9 @@ class BulkInsert:
 
     def suspect(self, values: list[Sequence[Any]], exc: BaseException) -> str | None:
         """The column the database most likely refused: named by PostgreSQL, else found by looking."""
-        diag = getattr(exc, "diag", None)
-        named = getattr(diag, "column_name", None) if diag is not None else None
+        named = named_column(exc)
         if named:
-            return str(named)
-        context = getattr(diag, "context", None) if diag is not None else None
-        found = re.search(r"column (\w+)", context or "")
-        if found:
-            return found.group(1)
+            return named
         for row in values:
             for name, value in zip(self.columns, row, strict=False):
                 if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
@@ -126,6 +121,17 @@ class BulkInserts:
         if made is None or made.table is not table:
             made = self._made[id(table)] = BulkInsert(table, self.dialect, schemas=self.schemas)
         made.run(conn, rows)
+
+
+def named_column(exc: BaseException) -> str | None:
+    """The column PostgreSQL names in its diagnostics for a refused value (its column, or its COPY context)."""
+    diag = getattr(exc, "diag", None)
+    named = getattr(diag, "column_name", None) if diag is not None else None
+    if named:
+        return str(named)
+    context = getattr(diag, "context", None) if diag is not None else None
+    found = re.search(r"column (\w+)", context or "")
+    return found.group(1) if found else None
 
 
 def driver_reason(exc: BaseException) -> str:
