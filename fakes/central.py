@@ -28,12 +28,9 @@ import datetime as dt
 import logging
 import re
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -43,7 +40,7 @@ from fakes.central_filter import InternalError
 from fakes.central_odata import check_options
 from fakes.central_records import BAD_CREDENTIALS, NOT_ALLOWED, SESSION_LIFETIME, Actor, Problem
 from fakes.central_store import CentralStore
-from fakes.loopback import LoopbackHandler, LoopbackServer
+from fakes.loopback import LoopbackHandler, LoopbackHTTPServer, LoopbackServer
 
 log = logging.getLogger(__name__)
 DEMO_EMAIL, DEMO_PASSWORD = "admin@example.org", "amina-demo-password"
@@ -333,27 +330,9 @@ def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class _Server(LoopbackHTTPServer):
     store: CentralStore
     api: Api
-    faults: list[Fault]
-    faults_lock: threading.Lock
-
-    def take_fault(self, path: str) -> Fault | None:
-        with self.faults_lock:
-            for fault in self.faults:
-                if fault.path in path and fault.times > 0:
-                    fault.times -= 1
-                    return fault
-        return None
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        log.exception("fake Central: error serving %s", client_address)
 
 
 class FakeCentral(LoopbackServer):
@@ -373,7 +352,6 @@ class FakeCentral(LoopbackServer):
     def start(self) -> FakeCentral:
         httpd = _Server(("127.0.0.1", self.port), Handler)
         httpd.store, httpd.api = self.store, self.api
-        httpd.faults, httpd.faults_lock = self.faults, self._faults_lock
         self._serve(httpd, "fake-central")
         return self
 

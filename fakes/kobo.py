@@ -19,14 +19,12 @@ import json
 import logging
 import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
@@ -35,7 +33,7 @@ import orjson
 from fakes.kobo_query import Query, QueryError, parse_json, parse_sort, project
 from fakes.kobo_search import SearchRefused, SearchSyntaxError, compile_search, parse_search
 from fakes.kobo_store import KoboApiError, KoboStore, NotFound
-from fakes.loopback import LoopbackHandler, LoopbackServer
+from fakes.loopback import LoopbackHandler, LoopbackHTTPServer, LoopbackServer
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000  # DEFAULT_API_PAGE_SIZE, MAX_API_PAGE_SIZE (§1)
 DEMO_PASSWORD = "amina-demo"
@@ -612,16 +610,11 @@ def _asset_term(name: str | None, value: str) -> AssetTest:
 # -- the server -------------------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class _Server(LoopbackHTTPServer):
     store: KoboStore
     token: str
     password: str
     host_port: str
-    faults: list[Fault]
-    faults_lock: threading.Lock
     tampers: list[Tamper]
     latency: float = 0.0
 
@@ -634,20 +627,6 @@ class _Server(ThreadingHTTPServer):
                         tamper.times -= 1
                     taken.append(tamper)
         return taken
-
-    def take_fault(self, path: str) -> Fault | None:
-        with self.faults_lock:
-            for fault in self.faults:
-                if fault.path in path and fault.times > 0:
-                    fault.times -= 1
-                    return fault
-        return None
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up is not an error worth a traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        log.exception("fake KoBo server: error serving %s", client_address)
 
 
 class FakeKobo(LoopbackServer):
@@ -678,7 +657,7 @@ class FakeKobo(LoopbackServer):
     def start(self) -> FakeKobo:
         httpd = _Server(("127.0.0.1", self.port), Handler)
         httpd.store, httpd.token, httpd.password = self.store, self.token, self.password
-        httpd.faults, httpd.faults_lock, httpd.tampers = self.faults, self._faults_lock, self.tampers
+        httpd.tampers = self.tampers
         httpd.latency = self._latency
         httpd.host_port = f"127.0.0.1:{httpd.server_address[1]}"
         self.store.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -3,9 +3,13 @@ faults the tests inject into it."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+log = logging.getLogger(__name__)
 
 
 class LoopbackHandler(BaseHTTPRequestHandler):
@@ -42,6 +46,32 @@ class LoopbackHandler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
 
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """The HTTP server of a fake: a thread per request, and the faults the tests inject (shared with the
+    LoopbackServer that started it); a client that hangs up is not an error worth a traceback."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+    label = "fake server"
+    faults: list[Any]
+    faults_lock: threading.Lock
+
+    def take_fault(self, path: str) -> Any:
+        """The first injected fault for this path that has times left (one of them used), or None."""
+        with self.faults_lock:
+            for fault in self.faults:
+                if fault.path in path and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        log.exception("%s: error serving %s", self.label, client_address)
+
+
 class LoopbackServer:
     """A fake server's life: `start()` (by a subclass, which builds its HTTP server and hands it to `_serve`),
     `base_url`, `stop()`, and use as a context manager."""
@@ -52,7 +82,7 @@ class LoopbackServer:
         self.port = port
         self.faults: list[Any] = []
         self._faults_lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: LoopbackHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -64,7 +94,9 @@ class LoopbackServer:
     def start(self) -> Self:
         raise NotImplementedError
 
-    def _serve(self, httpd: ThreadingHTTPServer, thread_name: str) -> None:
+    def _serve(self, httpd: LoopbackHTTPServer, thread_name: str) -> None:
+        httpd.label = self.label
+        httpd.faults, httpd.faults_lock = self.faults, self._faults_lock
         self._httpd = httpd
         # a short poll: stop() returns within 50 ms instead of half a second (tests start hundreds of servers)
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
