@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import logging
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -153,18 +152,6 @@ class Handler(LoopbackHandler):
         except Exception:  # a bug in the fake: Central's 500, and the traceback on stderr
             log.exception("fake Central failed on %s %s", method, self.path)
             self._send(Reply(500, {"message": "Internal Server Error"}), method)
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _route(self, method: str, path: str) -> tuple[str, str, dict[str, str]] | None:
         for methods, pattern, handler, kind in ROUTES:
@@ -307,15 +294,7 @@ class Handler(LoopbackHandler):
 
     def _misbehave(self, fault: Fault, reply: Reply) -> None:
         data = reply.raw if reply.raw is not None else orjson.dumps(reply.body)
-        self.send_response(200)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(data) if fault.kind == "reset" else len(data) // 2))
-        self.end_headers()
-        self.wfile.write(data[: len(data) // 2])
-        if fault.kind == "reset":
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+        self._send_half(data, reply.content_type, reset=fault.kind == "reset")
 
 
 def _accepts(accept: str, kind: str) -> bool:

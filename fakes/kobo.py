@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -183,18 +182,6 @@ class Handler(LoopbackHandler):
             log.exception("fake KoBo server failed on %s %s", method, self.path)
             self._send(Reply(500, raw=SERVER_ERROR_PAGE, content_type="text/html"))
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _route(self, method: str) -> None:
         for pattern, kind, handlers in ROUTES:
             found = pattern.fullmatch(self.url_path)
@@ -266,15 +253,7 @@ class Handler(LoopbackHandler):
         if fault.kind not in ("truncated", "reset"):
             self._send(Reply(200, raw=data, content_type="application/json"))
             return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data) if fault.kind == "reset" else len(data) // 2))
-        self.end_headers()
-        self.wfile.write(data[: len(data) // 2])
-        if fault.kind == "reset":  # promised the whole body, sent half: drop the connection
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+        self._send_half(data, "application/json", reset=fault.kind == "reset")
 
     def _send(self, reply: Reply) -> None:
         data = reply.raw if reply.raw is not None else b"" if reply.status == 204 else orjson.dumps(reply.body)

@@ -4,6 +4,7 @@ faults the tests inject into it."""
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,31 @@ class LoopbackHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         raise NotImplementedError
+
+    def _read_body(self) -> bytes:
+        """The request body, by Content-Length or chunked (what requests sends for a generator)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_half(self, data: bytes, content_type: str, *, reset: bool) -> None:
+        """An injected fault: half of a 200 body; `reset` promises the whole body, then drops the connection."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data) if reset else len(data) // 2))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        if reset:
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
