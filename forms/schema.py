@@ -261,7 +261,7 @@ class _Builder:
         if not isinstance(translations, list):
             raise FormBuildError("the form content's 'translations' is not a list")
         self.translations: list[str | None] = [t if t is None else str(t) for t in translations]
-        self.codes = _unique_codes([language_code(t) for t in self.translations])
+        self.codes = unique_codes([language_code(t) for t in self.translations])
         if not isinstance(content.get("choices") or [], list):
             raise FormBuildError("the form content's 'choices' is not a list of choices")
 
@@ -422,7 +422,7 @@ def _flat(value: Any) -> bool:
     return value not in (None, "")
 
 
-def _unique_codes(codes: list[str]) -> list[str]:
+def unique_codes(codes: list[str]) -> list[str]:
     """Two translations that fold to the same code ('English', 'english') get distinct ones."""
     out: list[str] = []
     for code in codes:

@@ -43,7 +43,7 @@ from defusedxml.ElementTree import fromstring
 
 from common.errors import FormBuildError
 from forms.content import language_code
-from forms.schema import Choice, ChoiceList, Field, FormSchema, Group, Repeat
+from forms.schema import Choice, ChoiceList, Field, FormSchema, Group, Repeat, unique_codes
 from forms.types import TYPES, Kind
 
 __all__ = ["XForm", "XNode", "parse_xform", "schema_from_xform"]
@@ -264,7 +264,7 @@ class _Reader:
             return {}, (None,)
         ordered = sorted(translations, key=lambda t: 0 if (t.get("default") or "").startswith("true") else 1)
         langs = tuple(t.get("lang") or "default" for t in ordered)
-        self.codes = _unique_codes([language_code(lang if lang != "default" else None) for lang in langs])
+        self.codes = unique_codes([language_code(lang if lang != "default" else None) for lang in langs])
         out: dict[str, dict[str, str]] = {}
         for code, translation in zip(self.codes, ordered, strict=True):
             for text in _children(translation, "text"):
@@ -490,7 +490,7 @@ class _SchemaWalk:
     def __init__(self, xform: XForm, sensitive: set[str]):
         self.x = xform
         self.sensitive = sensitive
-        self.codes = _unique_codes([language_code(lang) for lang in xform.languages])
+        self.codes = unique_codes([language_code(lang) for lang in xform.languages])
         self.fields: list[Field] = []
         self.repeats: list[Repeat] = []
         self.groups: list[Group] = []
@@ -646,15 +646,3 @@ def xlsform_type(node: XNode, xform: XForm) -> str:
     if control == "input" and bind.get("readonly", "").startswith("true") and not bind.get("calculate"):
         return "note"
     return "text"
-
-
-def _unique_codes(codes: list[str]) -> list[str]:
-    """Two translations that fold to the same code get distinct ones (as forms.schema does for content)."""
-    out: list[str] = []
-    for code in codes:
-        candidate, n = code, 1
-        while candidate in out:
-            n += 1
-            candidate = f"{code}_{n}"
-        out.append(candidate)
-    return out
