@@ -64,22 +64,35 @@ def publish_and_fill(server: FakeKobo, total: int, seed: int, *, validate: bool 
     with progress() if progress else contextlib.nullcontext() as bar:
         for index, path in enumerate(paths):
             asset_uid, schema = publish_source(client, path, validate=validate)
-            share = DEMO_SHARE.get(path.stem, 1 / len(paths))
-            n = max(1, round(total * share)) if total else 0
-            started = time.monotonic()
-            if console is not None:
-                console.print(Text(f"  published {path.stem} as asset {asset_uid}; generating {n:,} submissions "
-                                   "(the form's own skip logic, constraints and calculations)"))
-            items = generate(schema, n, seed=seed + index) if n else iter(())
-            if bar is not None and n:
-                task = bar.add_task(f"generate {path.stem}", total=n, rate="")
-                items = _counted(items, lambda task=task: bar.advance(task))
-            server.store.add_submissions(asset_uid, items)
-            if console is not None and n:
-                console.print(Text(f"    {n:,} submissions in {time.monotonic() - started:.1f} s"))
+            n = _share(path, paths, total)
+            with _generating(schema, n, seed + index, path.stem, f"as asset {asset_uid}", console, bar) as items:
+                server.store.add_submissions(asset_uid, items)
             forms.append(DemoForm(path.stem, asset_uid, schema, n))
     client.close()
     return forms
+
+
+def _share(path: Path, paths: list[Path], total: int) -> int:
+    """How many of the demo's `total` submissions go to this form."""
+    return max(1, round(total * DEMO_SHARE.get(path.stem, 1 / len(paths)))) if total else 0
+
+
+@contextlib.contextmanager
+def _generating(schema: FormSchema, n: int, seed: int, stem: str, where: str, console: Console | None,
+                bar: Any) -> Iterator[Iterator[Any]]:
+    """The form's `n` generated submissions, with the progress bar advanced as they are made and the time the
+    `with` block took to take them printed."""
+    started = time.monotonic()
+    if console is not None:
+        console.print(Text(f"  published {stem} {where}; generating {n:,} submissions "
+                           "(the form's own skip logic, constraints and calculations)"))
+    items = generate(schema, n, seed=seed) if n else iter(())
+    if bar is not None and n:
+        task = bar.add_task(f"generate {stem}", total=n, rate="")
+        items = _counted(items, lambda: bar.advance(task))
+    yield items
+    if console is not None and n:
+        console.print(Text(f"    {n:,} submissions in {time.monotonic() - started:.1f} s"))
 
 
 def _counted(items: Iterator[Any], tick: Callable[[], None]) -> Iterator[Any]:
@@ -123,19 +136,9 @@ def publish_and_fill_central(central: Any, total: int, seed: int, *, console: Co
             compiled = compile_source(path, validate=False, lint=False)
             form_id = publish_central(client, project.id, compiled.xform).form_id
             schema = FormSchema.from_xform(compiled.xform)
-            share = DEMO_SHARE.get(path.stem, 1 / len(paths))
-            n = max(1, round(total * share)) if total else 0
-            started = time.monotonic()
-            if console is not None:
-                console.print(Text(f"  published {path.stem} in project {project.id}; generating {n:,} submissions "
-                                   "(the form's own skip logic, constraints and calculations)"))
-            items = generate(schema, n, seed=seed + index) if n else iter(())
-            if bar is not None and n:
-                task = bar.add_task(f"generate {path.stem}", total=n, rate="")
-                items = _counted(items, lambda task=task: bar.advance(task))
-            central.store.load(project.id, form_id, items)
-            if console is not None and n:
-                console.print(Text(f"    {n:,} submissions in {time.monotonic() - started:.1f} s"))
+            n = _share(path, paths, total)
+            with _generating(schema, n, seed + index, path.stem, f"in project {project.id}", console, bar) as items:
+                central.store.load(project.id, form_id, items)
             forms.append(DemoForm(path.stem, form_id, schema, n))
     client.close()
     return project, forms
