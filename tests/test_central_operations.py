@@ -21,6 +21,7 @@ from sync.central_client import CentralClient
 from sync.central_source import CentralSource
 from sync.engine import sync_asset
 from sync.http import RetryPolicy
+from tests.killing import run_or_kill
 from tests.test_central_sync import HOUSEHOLD, KEY, published, warehouse
 from tests.test_crash import snapshot
 
@@ -184,17 +185,7 @@ def test_kill_9_at_random_instants_then_rerun_equals_an_uninterrupted_sync(centr
 
     def run(db: Path, kill_after: float | None) -> bool:
         slow.times = 10**9
-        proc = subprocess.Popen([*command, "--db", str(db)], env=env_for(central), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, cwd=ROOT)
-        if kill_after is None:
-            return proc.wait(timeout=120) == 0
-        try:
-            proc.wait(timeout=kill_after)
-            return True
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            return False
+        return run_or_kill([*command, "--db", str(db)], env_for(central), kill_after, cwd=ROOT)
 
     timing = tmp_path / "timing.db"
     shutil.copy(baseline, timing)

@@ -12,8 +12,6 @@ import datetime as dt
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from sync.engine import sync_asset
+from tests.killing import run_or_kill
 from tests.test_e2e import KEY, add, open_warehouse
 
 TRIALS = int(os.environ.get("AMINA_KILL_TRIALS", "30"))
@@ -76,17 +75,7 @@ def test_kill_9_at_random_instants_then_rerun_equals_an_uninterrupted_sync(serve
 
     def run(db: Path, kill_after: float | None) -> bool:
         slow.times = 10**9
-        proc = subprocess.Popen([*command, "--db", str(db)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        if kill_after is None:
-            return proc.wait(timeout=120) == 0
-        try:
-            proc.wait(timeout=kill_after)
-            return True  # finished before the kill
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            return False
+        return run_or_kill([*command, "--db", str(db)], env, kill_after)
 
     timing = tmp_path / "timing.db"
     shutil.copy(baseline, timing)
