@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -176,6 +176,20 @@ class CentralClient(ServerClient):
         return ODataPage(rows=body["value"], next=self.rebase(following, path) if following else None,
                          count=count if isinstance(count, int) and not isinstance(count, bool) and count >= 0
                          else None, etag=parsed.etag, dirty=parsed.dirty)
+
+    def pages(self, first: ODataPage, what: str) -> Iterator[ODataPage]:
+        """`first` and the pages its nextLinks lead to, until a page without a nextLink or without rows; a
+        nextLink given before (a server that would loop) is refused. `what`: the table, for the message."""
+        page, seen = first, set()
+        while True:
+            yield page
+            if not page.next or not page.rows:
+                return
+            if page.next in seen:
+                raise KoboRefused(f"{self.server_url} answered a nextLink of {what} it had given before: stopping "
+                                  "instead of looping")
+            seen.add(page.next)
+            page = self.odata(page.next)
 
     def rebase(self, link: Any, asked: str) -> str:
         """A nextLink's path and query, on our server: Central builds it on its configured domain (§5.1). The path

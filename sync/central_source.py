@@ -163,21 +163,12 @@ class CentralSource(OverClient):
             return
         shaper = self.shaper(form_id)
         newest = watermark.submission_time if watermark else None
-        seen: set[str] = set()
-        while True:
-            rows = [r for r in page.rows if isinstance(r, Mapping)]
+        for each in self.client.pages(page, form_id):
+            rows = [r for r in each.rows if isinstance(r, Mapping)]
             for row in rows:
                 newest = _newer(newest, row.get("__system"))
-            results = [shaper.shape(r) for r in rows] + [r for r in page.rows if not isinstance(r, Mapping)]
-            raw = rows + [r for r in page.rows if not isinstance(r, Mapping)]
-            yield DataPage(results, None, page.count, page.dirty, raw=raw)
-            if not page.next or not page.rows:
-                break
-            if page.next in seen:
-                raise KoboRefused(f"{self.server_url} answered a nextLink of {form_id} it had given before: stopping "
-                                  "instead of looping")
-            seen.add(page.next)
-            page = self.client.odata(page.next)
+            odd = [r for r in each.rows if not isinstance(r, Mapping)]  # set aside by the warehouse, never lost
+            yield DataPage([shaper.shape(r) for r in rows] + odd, None, each.count, each.dirty, raw=rows + odd)
         if newest is not None and (watermark is None or newest != watermark.submission_time):
             yield DataPage([], Watermark(newest, 0), None)  # everything read: the next run starts from here
 

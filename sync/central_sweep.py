@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from common.errors import KoboError, SyncInterrupted
+from common.errors import SyncInterrupted
 from sync.central_shape import submission_number
 from sync.sweep import SMALL_FORM_PAGES, SweepResult, SweepSettings
 from sync.sweep_compare import Target
@@ -118,17 +118,8 @@ def _rows(source: Any, form_id: str, where: str | None, settings: SweepSettings,
     params = {"$top": str(max(settings.page_size, 1000)), "$select": select}
     if where:
         params["$filter"] = where
-    page = client.odata(path, params)
-    seen: set[str] = set()
-    while True:
+    for page in client.pages(client.odata(path, params), form_id):
         yield from (r for r in page.rows if isinstance(r, Mapping))
-        if not page.next or not page.rows:
-            return
-        if page.next in seen:
-            raise KoboError(f"{client.server_url} answered a nextLink of {form_id} it had given before: stopping "
-                            "instead of looping")
-        seen.add(page.next)
-        page = client.odata(page.next)
 
 
 def _fetch(source: Any, form_id: str, roots: Sequence[str], settings: SweepSettings) -> Fetched:

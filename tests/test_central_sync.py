@@ -236,3 +236,21 @@ def test_an_encrypted_form_is_refused_clearly(central, tmp_path):
     central.store.enable_encryption(project, "a passphrase long enough")
     with pytest.raises(KoboRefused, match="uses managed encryption"):
         sync_asset(source_of(central, project), warehouse(str(tmp_path / "w.db")), form_id)
+
+
+def test_a_next_link_given_twice_stops_the_paging_with_a_clear_error():
+    """A server whose nextLinks loop (page 2 links back to page 1's link) is refused, not followed for ever."""
+    import responses
+
+    base = "https://central.example.org"
+    service = "/v1/projects/1/forms/f.svc/Submissions"
+    row = {"__id": "uuid:1", "__system": {"submissionDate": "2026-03-01T00:00:00.000Z"}}
+    client = CentralClient(base, token="t" * 64)
+    with responses.RequestsMock() as mock:
+        looping = {"value": [row], "@odata.nextLink": f"{base}{service}?$skiptoken=a"}
+        mock.get(f"{base}{service}", json=looping)
+        first = client.odata(service, {"$top": "1"})
+        mock.get(f"{base}{service}?$skiptoken=a", json=looping)
+        with pytest.raises(KoboRefused, match="nextLink of f it had given before"):
+            list(client.pages(first, "f"))
+    client.close()
